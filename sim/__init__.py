@@ -1,0 +1,15 @@
+"""Dynamics on a landscape: SGD, its SDE, the noise scale, and (later) measurements of the landscape."""
+
+from ._checks import InputError as InputError
+from ._flat import METRICS as METRICS
+from ._flat import FlatModel as FlatModel
+from ._noise import AbstractNoise as AbstractNoise
+from ._noise import GradientNoise as GradientNoise
+from ._noise import IsotropicNoise as IsotropicNoise
+from ._noise import gradient_covariance_trace as gradient_covariance_trace
+from ._noise_scale import noise_scale as noise_scale
+from ._sde import SGDNoiseTerm as SGDNoiseTerm
+from ._sde import run_sde as run_sde
+from ._sgd import run_sgd as run_sgd
+from ._sgd import sgd_step as sgd_step
+from ._trajectory import Trajectory as Trajectory

@@ -1,0 +1,77 @@
+"""A model with its parameters w as one flat vector: the carry of every scan is a few big arrays."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from models import Dataset, Model, trainable_filter
+from models._base import is_constant as _is_constant
+
+
+class FlatModel(eqx.Module):
+    """The non-parameter part of a model plus how to rebuild its parameters from a flat w.
+
+    Two FlatModels of the same architecture compare equal in their static part, so compiled
+    functions are reused across models, seeds and hyperparameters.
+    """
+
+    rest: Model
+    treedef: object = eqx.field(static=True)
+    shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+
+    @staticmethod
+    def split(model: Model) -> tuple["FlatModel", Float[Array, " p"]]:
+        params, rest = eqx.partition(model, trainable_filter(model), is_leaf=_is_constant)
+        leaves, treedef = jax.tree.flatten(params)
+        shapes = tuple(leaf.shape for leaf in leaves)
+        w = jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+        return FlatModel(rest, treedef, shapes), w
+
+    @property
+    def n_params(self) -> int:
+        return sum(int(_prod(s)) for s in self.shapes)
+
+    def model(self, w: Float[Array, " p"]) -> Model:
+        sizes = [_prod(s) for s in self.shapes]
+        offsets = [sum(sizes[:k]) for k in range(len(sizes))]
+        leaves = [
+            jnp.reshape(jax.lax.dynamic_slice_in_dim(w, o, n), s)
+            for o, n, s in zip(offsets, sizes, self.shapes)
+        ]
+        params = jax.tree.unflatten(self.treedef, leaves)
+        return eqx.combine(params, self.rest, is_leaf=_is_constant)
+
+    def losses(self, w, x, y) -> Float[Array, " n"]:
+        """Per-example losses l_i(w) (no prior term) for a batch of examples."""
+        model = self.model(w)
+        return jax.vmap(model.loss)(x, y)
+
+    def weighted_loss_grad(self, w, weights, x, y) -> Float[Array, " p"]:
+        """grad_w sum_i weights_i l_i(w): one vector-Jacobian product."""
+        return jax.grad(lambda v: jnp.dot(weights, self.losses(v, x, y)))(w)
+
+    def metrics(self, w, data: Dataset, chunk: int = 2048) -> Float[Array, "3"]:
+        """[train loss (mean l_i), test accuracy, test cross-entropy (mean l_i on test)]."""
+        model = self.model(w)
+
+        def per_example(xy):
+            return jnp.stack([model.loss(*xy), model.correct(*xy)])
+
+        def mean(x, y):
+            return jnp.mean(jax.lax.map(per_example, (x, y), batch_size=min(chunk, x.shape[0])), axis=0)
+
+        train = mean(data.x_train, data.y_train)
+        test = mean(data.x_test, data.y_test)
+        return jnp.stack([train[0], test[1], test[0]])
+
+
+METRICS = ("train_loss", "test_accuracy", "test_xent")
+
+
+def _prod(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+

@@ -1,0 +1,127 @@
+"""Plumbing shared by SGD and the SDE: inputs, the record loop, progress, the Trajectory."""
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from models import Dataset, Model
+
+from . import _checks
+from ._flat import FlatModel
+from ._trajectory import Trajectory
+
+# Host callbacks run on JAX's own threads, where context variables set by the caller are not seen:
+# the active progress callbacks live in a module-level stack, pushed and popped around each run.
+_progress: list[Callable[[int], None] | None] = []
+
+
+def _report_host(done) -> None:
+    callback = _progress[-1] if _progress else None
+    if callback is not None:
+        callback(int(done))
+
+
+def report(done) -> None:
+    """Tell the host how many SGD-equivalent steps are done (from inside a compiled loop)."""
+    jax.debug.callback(_report_host, done, ordered=True)
+
+
+@contextlib.contextmanager
+def progress_to(callback: Callable[[int], None] | None):
+    _progress.append(callback)
+    try:
+        yield
+    finally:
+        _progress.pop()
+
+
+def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
+    """Flatten the model(s) and split the key: returns (flat, w0 (S, p), keys (S,))."""
+    if isinstance(model, Model):
+        n_seeds = _checks.integer("n_seeds", n_seeds)
+        flat, w = FlatModel.split(model)
+        w0 = jnp.broadcast_to(w, (n_seeds,) + w.shape)
+    else:
+        models = list(model)
+        if not models:
+            raise _checks.InputError("model must be a Model or a non-empty sequence of Models")
+        pairs = [FlatModel.split(m) for m in models]
+        flat = pairs[0][0]
+        if any(p[0].treedef != flat.treedef or p[0].shapes != flat.shapes for p in pairs):
+            raise _checks.InputError("model: every model of an ensemble must share one architecture")
+        w0 = jnp.stack([p[1] for p in pairs])
+        n_seeds = len(models)
+    if not isinstance(data, Dataset):
+        raise _checks.InputError(f"data must be a models.Dataset (got {type(data).__name__})")
+    try:
+        jax.eval_shape(lambda w: flat.losses(w, data.x_train[:1], data.y_train[:1]), w0[0])
+    except Exception as err:
+        raise _checks.InputError(
+            f"data: inputs of shape {tuple(data.x_train.shape[1:])} do not fit the model ({err})"
+        ) from None
+    return flat, w0, jr.split(key, n_seeds)
+
+
+def scan_records(advance, measure, state, *, steps: int, record_every: int):
+    """Run `steps` SGD-equivalent steps, measuring every `record_every` steps and at the end.
+
+    advance(state, start, length) -> state moves all seeds on by `length` steps (length static);
+    measure(state) -> (S, 3). Returns (final state, records (R, S, 3), record steps (R,) numpy).
+    """
+    n_full, rem = divmod(steps, record_every)
+
+    def body(state, chunk):
+        state = advance(state, chunk * record_every, record_every)
+        report((chunk + 1) * record_every)
+        return state, measure(state)
+
+    first = measure(state)
+    state, records = jax.lax.scan(body, state, jnp.arange(n_full))
+    parts = [first[None], records]
+    if rem:
+        state = advance(state, n_full * record_every, rem)
+        report(steps)
+        parts.append(measure(state)[None])
+    record_steps = np.arange(n_full + 1) * record_every
+    if rem:
+        record_steps = np.append(record_steps, steps)
+    return state, jnp.concatenate(parts), record_steps
+
+
+def freeze_diverged(new_w, old_w, diverged_step, candidate_step):
+    """Keep the last finite parameters of a seed once they turn non-finite; note the step."""
+    alive = diverged_step < 0
+    finite = jnp.all(jnp.isfinite(new_w))
+    take = alive & finite
+    diverged_step = jnp.where(alive & ~finite, candidate_step, diverged_step)
+    return take, diverged_step
+
+
+def nan_if_diverged(values, diverged_step):
+    return jnp.where((diverged_step < 0)[..., None], values, jnp.nan)
+
+
+def to_trajectory(kind, flat, records, record_steps, time_per_step, params, diverged_step, config):
+    records = np.asarray(records)
+    record_steps = np.asarray(record_steps)
+    return Trajectory(
+        kind=kind,
+        steps=record_steps,
+        time=record_steps * float(time_per_step),
+        train_loss=records[:, :, 0].T.copy(),
+        test_accuracy=records[:, :, 1].T.copy(),
+        test_xent=records[:, :, 2].T.copy(),
+        params=np.asarray(params),
+        diverged_step=np.asarray(diverged_step),
+        config=config,
+        flat=flat,
+    )
+
+
+def hyper(value, like) -> jax.Array:
+    """A hyperparameter as a traced array of the parameters' dtype (no recompile per value)."""
+    return jnp.asarray(value, dtype=like.dtype)

@@ -1,0 +1,138 @@
+"""Discrete SGD in the paper's parameterisation, one `lax.scan` per record interval, vmapped over seeds."""
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from models import Dataset, Model
+
+from . import _checks, _run
+from ._flat import FlatModel
+from ._trajectory import Trajectory
+
+
+def run_sgd(
+    model: Model | Sequence[Model],
+    data: Dataset,
+    *,
+    lr: float,
+    batch_size: int,
+    steps: int,
+    key,
+    n_seeds: int = 1,
+    momentum: float = 0.0,
+    l2: float = 0.0,
+    record_every: int | None = None,
+    schedule=None,
+    progress=None,
+) -> Trajectory:
+    """Minibatch SGD (with momentum) on C(w) = sum_i l_i(w) + (lam/2)|w|^2, for several seeds at once.
+
+    Each step draws B = batch_size DISTINCT examples uniformly (steps independent) and, with
+    C^ = (N/B) sum_{i in batch} C_i and C_i = l_i + lam |w|^2 / (2N),
+
+        v <- m v + (1/N) dC^/dw = m v + (1/B) sum_{i in batch} grad l_i(w) + lam w / N
+        w <- w - eps v
+
+    (eps = lr, m = momentum, lam = l2; m = 0 is plain SGD). This is PyTorch's
+    SGD(lr=eps, momentum=m, dampening=0) on the mean batch loss + lam |w|^2 / (2N). One step is
+    dt = eps/N of time in the SDE dw/dt = -dC/dw + eta (m = 0), or h = sqrt(eps/N) in the
+    second-order SDE (m > 0); its noise scale is g = eps (N/B - 1)/(1 - m).
+
+    model: one Model (every seed starts there) or a sequence of Models (one initialisation per seed).
+    key: a `jax.random.key`; seed s draws its batches from `jr.split(key, n_seeds)[s]`.
+    schedule: optional int array (steps, B) or (n_seeds, steps, B) of example indices, replacing the
+        random draws (to replay a run or cross-check another implementation).
+    record_every: record train loss, test accuracy and test cross-entropy every so many steps
+        (default: steps // 20), at step 0 and at the last step, without leaving the compiled loop.
+    progress: optional callable, called with the number of steps done after each record.
+    Returns a `Trajectory`; a seed whose parameters become non-finite stops there, is marked
+    diverged (with its step) and its later metrics are NaN.
+    """
+    lr = _checks.positive("lr", lr)
+    momentum = _checks.momentum("momentum", momentum)
+    l2 = _checks.non_negative("l2", l2)
+    steps = _checks.integer("steps", steps)
+    batch_size = _checks.batch_size(batch_size, data.n_train)
+    record_every = _checks.integer(
+        "record_every", record_every if record_every is not None else max(1, steps // 20)
+    )
+    flat, w0, keys = _run.prepare(model, data, key, n_seeds)
+    if schedule is not None:
+        schedule = _check_schedule(schedule, steps, batch_size, data.n_train, w0.shape[0])
+    hyper = tuple(_run.hyper(v, w0) for v in (lr, momentum, l2))
+    with _run.progress_to(progress):
+        params, div, records, record_steps = _sgd_compiled(
+            flat, w0, keys, data, hyper, schedule,
+            batch_size=batch_size, steps=steps, record_every=record_every,
+        )
+    n = data.n_train
+    time_per_step = np.sqrt(lr / n) if momentum > 0 else lr / n
+    config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2,
+                  n_train=n, n_seeds=w0.shape[0], record_every=record_every,
+                  noise_scale=lr * (n / batch_size - 1) / (1 - momentum))
+    return _run.to_trajectory("sgd", flat, records, record_steps, time_per_step, params, div, config)
+
+
+def _check_schedule(schedule, steps, batch_size, n_train, n_seeds):
+    schedule = np.asarray(schedule)
+    if not np.issubdtype(schedule.dtype, np.integer):
+        raise _checks.InputError("schedule must be an integer array of example indices")
+    if schedule.shape not in ((steps, batch_size), (n_seeds, steps, batch_size)):
+        raise _checks.InputError(
+            f"schedule must have shape (steps, batch_size) = ({steps}, {batch_size}) or "
+            f"(n_seeds, steps, batch_size) (got {schedule.shape})"
+        )
+    if schedule.min() < 0 or schedule.max() >= n_train:
+        raise _checks.InputError(f"schedule holds indices outside [0, {n_train})")
+    return jnp.asarray(schedule, jnp.int32)
+
+
+def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
+    """One step of momentum SGD (paper's form) on a given batch; returns (w, v)."""
+    b = batch_x.shape[0]
+    weights = jnp.full((b,), 1.0 / b, w.dtype)
+    grad = flat.weighted_loss_grad(w, weights, batch_x, batch_y) + l2 * w / n_train
+    v = momentum * v + grad
+    return w - lr * v, v
+
+
+@eqx.filter_jit
+def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every):
+    lr, momentum, l2 = hyper
+    n = data.n_train
+    schedule_axis = None if schedule is None or schedule.ndim == 2 else 0
+
+    def one_seed(state, key, seed_schedule, start, length):
+        def step(state, t):
+            w, v, div = state
+            if seed_schedule is None:
+                idx = jr.permutation(jr.fold_in(key, t), n)[:batch_size]
+            else:
+                idx = seed_schedule[t]
+            w_new, v_new = sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
+            take, div = _run.freeze_diverged(w_new, w, div, t + 1)
+            return (jnp.where(take, w_new, w), jnp.where(take, v_new, v), div), None
+
+        state, _ = jax.lax.scan(step, state, start + jnp.arange(length))
+        return state
+
+    def advance(state, start, length):
+        return jax.vmap(
+            lambda s, k, sch: one_seed(s, k, sch, start, length), in_axes=(0, 0, schedule_axis)
+        )(state, keys, schedule)
+
+    def measure(state):
+        w, _, div = state
+        return _run.nan_if_diverged(jax.vmap(flat.metrics, in_axes=(0, None))(w, data), div)
+
+    div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
+    state = (w0, jnp.zeros_like(w0), div0)
+    (w, _, div), records, record_steps = _run.scan_records(
+        advance, measure, state, steps=steps, record_every=record_every
+    )
+    return w, div, records, record_steps

@@ -1,0 +1,58 @@
+"""What a run returns: recorded metrics per seed, final parameters, divergence."""
+
+import dataclasses
+
+import numpy as np
+
+from ._flat import METRICS, FlatModel
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """Metrics recorded along SGD or its SDE, for every seed.
+
+    steps: (R,) SGD-equivalent step of each record (0 = the initialisation).
+    time: (R,) SDE time of each record (steps * eps/N, or steps * sqrt(eps/N) with momentum).
+    train_loss, test_accuracy, test_xent: (S, R); NaN after a seed diverged.
+    params: (S, p) final flat parameters (last finite ones for a diverged seed).
+    diverged_step: (S,) the SGD-equivalent step at which the parameters became non-finite; -1 if never.
+    """
+
+    kind: str
+    steps: np.ndarray
+    time: np.ndarray
+    train_loss: np.ndarray
+    test_accuracy: np.ndarray
+    test_xent: np.ndarray
+    params: np.ndarray
+    diverged_step: np.ndarray
+    config: dict
+    flat: FlatModel = dataclasses.field(repr=False)
+
+    @property
+    def n_seeds(self) -> int:
+        return self.params.shape[0]
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.diverged_step >= 0
+
+    def metric(self, name: str) -> np.ndarray:
+        if name not in METRICS:
+            raise KeyError(f"unknown metric {name!r} (choose from {', '.join(METRICS)})")
+        return getattr(self, name)
+
+    def summary(self, name: str) -> tuple[float, float, int]:
+        """(mean, standard error, number of finite seeds) of a metric's final value over seeds."""
+        final = self.metric(name)[:, -1]
+        final = final[~self.diverged & np.isfinite(final)]
+        if final.size == 0:
+            return float("nan"), float("nan"), 0
+        se = final.std(ddof=1) / np.sqrt(final.size) if final.size > 1 else float("nan")
+        return float(final.mean()), float(se), int(final.size)
+
+    def model(self, seed: int = 0):
+        """The trained model of one seed, rebuilt as an Equinox module."""
+        import jax.numpy as jnp
+
+        return self.flat.model(jnp.asarray(self.params[seed]))
