@@ -178,7 +178,8 @@ def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, n
     if random_labels:
         y_train = rng.integers(0, n_classes, y_train.shape[0]).astype(np.int32)
         y_test = rng.integers(0, n_classes, y_test.shape[0]).astype(np.int32)
-    scale = np.float32(1 / 255) if dtype is None else np.dtype(dtype).type(1 / 255)
+    dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)  # JAX's default float
+    scale = dtype.type(1 / 255)
     return Dataset(
         jnp.asarray(pool.x_train[train_idx] * scale, dtype),
         jnp.asarray(y_train, jnp.int32),

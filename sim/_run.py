@@ -80,7 +80,7 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int):
         return state, measure(state)
 
     first = measure(state)
-    state, records = jax.lax.scan(body, state, jnp.arange(n_full))
+    state, records = jax.lax.scan(body, state, jnp.arange(n_full, dtype=jnp.int32))
     parts = [first[None], records]
     if rem:
         state = advance(state, n_full * record_every, rem)

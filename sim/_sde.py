@@ -157,7 +157,7 @@ def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, re
         y, div = state
         term = SGDNoiseTerm(flat, noise, key, dt, n_brownian, second_order)
         n_sub = length * refinement
-        ts = (start * refinement + jnp.arange(n_sub + 1)).astype(dt.dtype) * dt
+        ts = (start * refinement + jnp.arange(n_sub + 1, dtype=jnp.int32)).astype(dt.dtype) * dt
         if backend == "diffrax":
             sol = dfx.diffeqsolve(
                 term, dfx.Euler(), ts[0], ts[-1], None, y, args,
@@ -166,13 +166,13 @@ def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, re
                 max_steps=n_sub, throw=False,
             )
             y_new = jax.tree.map(lambda a: a[-1], sol.ys)
-            n_done = sol.stats["num_steps"]
+            n_done = jnp.asarray(sol.stats["num_steps"], jnp.int32)
         else:
             def em_step(y, k):
                 control = term.contr(ts[k], ts[k + 1])
                 return jax.tree.map(jnp.add, y, term.vf_prod(ts[k], y, args, control)), None
 
-            y_new, _ = jax.lax.scan(em_step, y, jnp.arange(n_sub))
+            y_new, _ = jax.lax.scan(em_step, y, jnp.arange(n_sub, dtype=jnp.int32))
             n_done = n_sub
         w_new = y_new[0] if second_order else y_new
         candidate = start + (n_done + refinement - 1) // refinement

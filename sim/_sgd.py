@@ -118,7 +118,7 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
             take, div = _run.freeze_diverged(w_new, w, div, t + 1)
             return (jnp.where(take, w_new, w), jnp.where(take, v_new, v), div), None
 
-        state, _ = jax.lax.scan(step, state, start + jnp.arange(length))
+        state, _ = jax.lax.scan(step, state, start + jnp.arange(length, dtype=jnp.int32))
         return state
 
     def advance(state, start, length):
