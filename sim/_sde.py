@@ -23,6 +23,9 @@ class SGDNoiseTerm(dfx.AbstractTerm):
 
     First order (y = w):        dw = -dC/dw dt + sqrt(g) L dW.
     Second order (y = (w, u)):  dw = u dt,  du = (-gamma u - dC/dw) dt + sqrt(g) L dW.
+    With `semi_implicit`, w moves with the updated u (symplectic Euler–Maruyama, weak order 1 like
+    EM; at r = 1 it is momentum SGD's own update with Gaussian noise). The increment is then not
+    linear in the control, which Diffrax's Euler never needs.
     The noise model computes -dC/dw dt + sqrt(g) L dW; for `GradientNoise` that is one weighted VJP,
     so a step costs one full-batch gradient. The Brownian increment of step k is
     sqrt(dt) * normal(fold_in(key, k)) with k = round(t0 / dt): deterministic for a key, independent
@@ -35,6 +38,7 @@ class SGDNoiseTerm(dfx.AbstractTerm):
     dt: Array
     n_brownian: int = eqx.field(static=True)
     second_order: bool = eqx.field(static=True)
+    semi_implicit: bool = eqx.field(static=True, default=False)
 
     def contr(self, t0, t1, **kwargs):
         index = jnp.round(t0 / self.dt).astype(jnp.int32)
@@ -63,7 +67,9 @@ class _Increment(eqx.Module):
         if term.second_order:
             w, u = self.y
             force = term.noise.increment(term.flat, w, x, labels, l2, dt, dW, g)
-            return u * dt, -gamma * u * dt + force
+            du = -gamma * u * dt + force
+            # Semi-implicit (symplectic) Euler moves w with the NEW u, as momentum SGD does.
+            return ((u + du) if term.semi_implicit else u) * dt, du
         return term.noise.increment(term.flat, self.y, x, labels, l2, dt, dW, g)
 
 
@@ -82,6 +88,7 @@ def run_sde(
     noise: AbstractNoise = GradientNoise(),
     record_every: int | None = None,
     backend: str = "diffrax",
+    scheme: str = "euler",
     progress=None,
 ) -> Trajectory:
     """Euler–Maruyama integration of the SDE that SGD(lr, batch_size, momentum, l2) approximates.
@@ -99,7 +106,8 @@ def run_sde(
     steps counts SGD-equivalent steps: the SDE runs to the time of `steps` SGD steps, taking
     steps * r Euler–Maruyama steps. At r = 1 (plain) one EM step has exactly the first two moments
     of one SGD step. `noise`: `GradientNoise()` (g F, the paper's) or `IsotropicNoise()` (same
-    trace). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
+    trace). scheme (second order only): "euler" (Euler–Maruyama: w moves with the old u) or
+    "semi-implicit" (w moves with the new u, as in momentum SGD). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
     `lax.scan` (for cross-checks and benchmarks). Other arguments as `run_sgd`; a seed whose state
     turns non-finite stops there and is marked diverged.
     """
@@ -114,6 +122,8 @@ def run_sde(
     )
     if backend not in ("diffrax", "scan"):
         raise _checks.InputError(f"backend must be 'diffrax' or 'scan' (got {backend!r})")
+    if scheme not in ("euler", "semi-implicit"):
+        raise _checks.InputError(f"scheme must be 'euler' or 'semi-implicit' (got {scheme!r})")
     if not isinstance(noise, AbstractNoise):
         raise _checks.InputError("noise must be GradientNoise() or IsotropicNoise()")
     if data.n_train < 2:
@@ -131,11 +141,12 @@ def run_sde(
         params, div, records, record_steps = _sde_compiled(
             flat, noise, w0, keys, data, hyper,
             steps=steps, record_every=record_every, refinement=refinement,
-            second_order=second_order, backend=backend,
+            second_order=second_order, semi_implicit=scheme == "semi-implicit", backend=backend,
         )
     config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2, n_train=n,
                   n_seeds=w0.shape[0], record_every=record_every, refinement=refinement,
                   noise=type(noise).__name__, backend=backend,
+                  scheme=scheme if second_order else "euler",
                   noise_scale=lr * (n / batch_size - 1) / (1 - momentum))
     return _run.to_trajectory("sde", flat, records, record_steps, unit, params, div, config)
 
@@ -148,14 +159,14 @@ def _not_finite(t, y, args, **kwargs):
 
 @eqx.filter_jit
 def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, refinement,
-                  second_order, backend):
+                  second_order, semi_implicit, backend):
     l2, g, gamma, dt = hyper
     n_brownian = noise.brownian_dim(data.n_train, w0.shape[-1])
     args = (data.x_train, data.y_train, l2, g, gamma)
 
     def one_seed(state, key, start, length):
         y, div = state
-        term = SGDNoiseTerm(flat, noise, key, dt, n_brownian, second_order)
+        term = SGDNoiseTerm(flat, noise, key, dt, n_brownian, second_order, semi_implicit)
         n_sub = length * refinement
         ts = (start * refinement + jnp.arange(n_sub + 1, dtype=jnp.int32)).astype(dt.dtype) * dt
         if backend == "diffrax":
