@@ -43,9 +43,10 @@ def matmul_peak(n=2048):
 
 
 def sgd_flops(batch, sizes=(784, 800, 10)):
-    """Forward + backward of the MLP on a batch: ~6 * batch * (#weights) FLOPs."""
-    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 6 * batch * weights
+    """Matmul FLOPs of forward + backward of the MLP on a batch: 2 B W forward, 2 B W for the weight
+    gradients, and 2 B W for input gradients of every layer but the first (the data needs none)."""
+    layers = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return batch * (4 * sum(layers) + 2 * sum(layers[1:]))
 
 
 def torch_loop(data, batch, steps, lr=0.1, momentum=0.9):
@@ -55,7 +56,7 @@ def torch_loop(data, batch, steps, lr=0.1, momentum=0.9):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(784, 800), torch.nn.ReLU(), torch.nn.Linear(800, 10))
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, dampening=0)
-    x = torch.as_tensor(np.asarray(data.x_train))
+    x = torch.as_tensor(np.array(data.x_train))
     y = torch.as_tensor(np.asarray(data.y_train)).long()
     n = x.shape[0]
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -93,12 +93,17 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int):
 
 
 def freeze_diverged(new_w, old_w, diverged_step, candidate_step):
-    """Keep the last finite parameters of a seed once they turn non-finite; note the step."""
+    """For a seed still alive: take the new parameters if finite, else note the step it diverged."""
     alive = diverged_step < 0
     finite = jnp.all(jnp.isfinite(new_w))
-    take = alive & finite
     diverged_step = jnp.where(alive & ~finite, candidate_step, diverged_step)
-    return take, diverged_step
+    return alive & finite, diverged_step
+
+
+def mark_non_finite(w, diverged_step, step):
+    """Catch, at a record, any non-finite parameters that the per-step check missed."""
+    missed = (diverged_step < 0) & ~jnp.all(jnp.isfinite(w))
+    return jnp.where(missed, step, diverged_step)
 
 
 def nan_if_diverged(values, diverged_step):
@@ -120,6 +125,27 @@ def to_trajectory(kind, flat, records, record_steps, time_per_step, params, dive
         config=config,
         flat=flat,
     )
+
+
+def seed_mode(mode: str, n_params: int) -> str:
+    """How seeds run side by side: "vmap" (batched) or "map" (one after another inside the compiled
+    loop). On CPU, map was measured 2.25x faster than vmap for 3 seeds of SGD at B = 30 on the
+    784-800-10 net (XLA:CPU runs batched matmuls poorly), while for tiny models with thousands of
+    seeds vmap is ~10x faster (per-step overhead dominates). "auto": map on CPU for models of
+    >= 10,000 parameters, vmap otherwise and on accelerators."""
+    if mode == "auto":
+        big = n_params >= 10_000
+        return "map" if jax.default_backend() == "cpu" and big else "vmap"
+    if mode not in ("vmap", "map"):
+        raise _checks.InputError(f"seed_batching must be 'auto', 'vmap' or 'map' (got {mode!r})")
+    return mode
+
+
+def over_seeds(fn, mode: str):
+    """fn applied to every seed: all arguments carry a leading seed axis."""
+    if mode == "vmap":
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args)
 
 
 def hyper(value, like) -> jax.Array:

@@ -89,6 +89,7 @@ def run_sde(
     record_every: int | None = None,
     backend: str = "diffrax",
     scheme: str = "euler",
+    seed_batching: str = "auto",
     progress=None,
 ) -> Trajectory:
     """Euler–Maruyama integration of the SDE that SGD(lr, batch_size, momentum, l2) approximates.
@@ -108,7 +109,7 @@ def run_sde(
     of one SGD step. `noise`: `GradientNoise()` (g F, the paper's) or `IsotropicNoise()` (same
     trace). scheme (second order only): "euler" (Euler–Maruyama: w moves with the old u) or
     "semi-implicit" (w moves with the new u, as in momentum SGD). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
-    `lax.scan` (for cross-checks and benchmarks). Other arguments as `run_sgd`; a seed whose state
+    `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`. Other arguments as `run_sgd`; a seed whose state
     turns non-finite stops there and is marked diverged.
     """
     lr = _checks.positive("lr", lr)
@@ -137,11 +138,13 @@ def run_sde(
     else:
         unit, g, gamma = lr / n, lr * (n / batch_size - 1), 0.0
     hyper = tuple(_run.hyper(v, w0) for v in (l2, g, gamma, unit / refinement))
+    mode = _run.seed_mode(seed_batching, w0.shape[-1])
     with _run.progress_to(progress):
         params, div, records, record_steps = _sde_compiled(
             flat, noise, w0, keys, data, hyper,
             steps=steps, record_every=record_every, refinement=refinement,
             second_order=second_order, semi_implicit=scheme == "semi-implicit", backend=backend,
+            mode=mode,
         )
     config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2, n_train=n,
                   n_seeds=w0.shape[0], record_every=record_every, refinement=refinement,
@@ -159,7 +162,7 @@ def _not_finite(t, y, args, **kwargs):
 
 @eqx.filter_jit
 def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, refinement,
-                  second_order, semi_implicit, backend):
+                  second_order, semi_implicit, backend, mode):
     l2, g, gamma, dt = hyper
     n_brownian = noise.brownian_dim(data.n_train, w0.shape[-1])
     args = (data.x_train, data.y_train, l2, g, gamma)
@@ -192,12 +195,12 @@ def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, re
         return y, div
 
     def advance(state, start, length):
-        return jax.vmap(lambda s, k: one_seed(s, k, start, length))(state, keys)
+        return _run.over_seeds(lambda s, k: one_seed(s, k, start, length), mode)(state, keys)
 
     def measure(state):
         y, div = state
         w = y[0] if second_order else y
-        return _run.nan_if_diverged(jax.vmap(flat.metrics, in_axes=(0, None))(w, data), div)
+        return _run.nan_if_diverged(_run.over_seeds(lambda v: flat.metrics(v, data), mode)(w), div)
 
     y0 = (w0, jnp.zeros_like(w0)) if second_order else w0
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)

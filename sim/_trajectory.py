@@ -14,7 +14,8 @@ class Trajectory:
     steps: (R,) SGD-equivalent step of each record (0 = the initialisation).
     time: (R,) SDE time of each record (steps * eps/N, or steps * sqrt(eps/N) with momentum).
     train_loss, test_accuracy, test_xent: (S, R); NaN after a seed diverged.
-    params: (S, p) final flat parameters (last finite ones for a diverged seed).
+    params: (S, p) final flat parameters (SDE: the last finite ones of a diverged seed; SGD: whatever
+        they became, typically NaN).
     diverged_step: (S,) the SGD-equivalent step at which the parameters became non-finite; -1 if never.
     """
 

@@ -102,15 +102,18 @@ def test_brownian_increments_are_independent_in_float64():
 
 
 def test_divergence_is_data_not_a_crash():
-    """On the quadratic, eps h A > 2 makes SGD explode; the run stops at the first non-finite step,
-    keeps the last finite parameters, and reports NaN metrics after it."""
+    """On the quadratic, h A = 3.5 I makes SGD (and EM) explode like 2.5^k: the run is marked diverged
+    where it overflows: SGD sees its batch loss (quadratic in w) overflow near 2.5^k = 1e154 (k = 388),
+    the SDE its state near 2.5^k = 1e308 (k = 775). The sweep is not
+    interrupted, and metrics after it are NaN, never a silent number."""
     a = 120 * np.eye(2)
     model, data = models.quadratic_problem(a, np.eye(2), n_train=120, w0=jnp.ones(2))
     for run in (sim.run_sgd, sim.run_sde):
         traj = run(model, data, lr=3.5, batch_size=60, steps=2000, key=jr.key(0), n_seeds=2, record_every=100)
         assert np.all(traj.diverged)
-        assert np.all((traj.diverged_step > 100) & (traj.diverged_step < 2000))  # |1 - 3.5| = 2.5^k
-        assert np.all(np.isfinite(traj.params))
+        assert np.all((traj.diverged_step > 380) & (traj.diverged_step < 800))
+        if run is sim.run_sde:
+            assert np.all(np.isfinite(traj.params))  # the SDE stops at the event, keeping finite w
         assert np.isnan(traj.train_loss[:, -1]).all() and np.isfinite(traj.train_loss[:, 0]).all()
         assert traj.summary("train_loss")[2] == 0
 
