@@ -1,4 +1,4 @@
-"""Dynamics on a landscape: SGD, its SDE, the noise scale, and (later) measurements of the landscape."""
+"""Dynamics on a landscape (SGD, its SDE, the noise scale) and measurements of the landscape."""
 
 from ._checks import InputError as InputError
 from ._flat import METRICS as METRICS
@@ -7,6 +7,16 @@ from ._noise import AbstractNoise as AbstractNoise
 from ._noise import GradientNoise as GradientNoise
 from ._noise import IsotropicNoise as IsotropicNoise
 from ._noise import gradient_covariance_trace as gradient_covariance_trace
+from ._landscape import Estimate as Estimate
+from ._landscape import Evidence as Evidence
+from ._landscape import NoiseScale as NoiseScale
+from ._landscape import gradient_noise_scale as gradient_noise_scale
+from ._landscape import hessian_top_eigenvalues as hessian_top_eigenvalues
+from ._landscape import hessian_trace as hessian_trace
+from ._landscape import hvp_cost as hvp_cost
+from ._landscape import hvp_mean as hvp_mean
+from ._landscape import log_evidence as log_evidence
+from ._landscape import summary as summary
 from ._noise_scale import noise_scale as noise_scale
 from ._sde import SGDNoiseTerm as SGDNoiseTerm
 from ._sde import run_sde as run_sde
