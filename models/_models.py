@@ -13,25 +13,26 @@ class LogisticRegression(Model):
     """Binary logistic regression: P(y=1 | x) = sigma(w . x + b); 784 weights + 1 bias by default.
 
     The paper's linear model (Section 4). Initialised at zero: the cost is convex, so the
-    initialisation does not change the minimum.
+    initialisation does not change the minimum. `bias=False` fixes b = 0 (not a parameter).
     """
 
     weight: Float[Array, " d"]
-    bias: Float[Array, ""]
+    bias: Float[Array, ""] | Constant
 
-    def __init__(self, n_inputs: int = 784, *, dtype=None):
+    def __init__(self, n_inputs: int = 784, *, bias: bool = True, dtype=None):
         dtype = jnp.zeros(()).dtype if dtype is None else dtype
         self.weight = jnp.zeros((n_inputs,), dtype)
-        self.bias = jnp.zeros((), dtype)
+        self.bias = jnp.zeros((), dtype) if bias else Constant(jnp.zeros((), dtype))
 
     def logit(self, x: Float[Array, " d"]) -> Float[Array, ""]:
-        return jnp.dot(self.weight, x) + self.bias
+        bias = self.bias.value if isinstance(self.bias, Constant) else self.bias
+        return jnp.dot(self.weight, x) + bias
 
     def loss(self, x, y):
         return binary_cross_entropy(self.logit(x), y)
 
     def correct(self, x, y):
-        return as_float((self.logit(x) > 0) == (y == 1), self.bias)
+        return as_float((self.logit(x) > 0) == (y == 1), self.weight)
 
 
 class ShallowNet(Model):
@@ -70,7 +71,7 @@ class ShallowNet(Model):
 
     def correct(self, x, y):
         logits = self.logits(x)
-        return as_float(jnp.argmax(logits) == y, logits)
+        return as_float(jnp.argmax(logits).astype(y.dtype) == y, logits)
 
 
 class Quadratic(Model):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from matfree import decomp, eig
+from matfree import decomp
 
 from models import Dataset, Model
 
@@ -93,12 +93,33 @@ def _lanczos_steps(steps, k, p):
     return _checks.integer("lanczos_steps", steps, low=min(k + 1, p), high=p)
 
 
+def lanczos_tridiagonal(matvec, v, steps: int):
+    """Lanczos (matfree, full reorthogonalisation) from v/|v|: the steps x steps tridiagonal T.
+
+    If the Krylov space closes early (an invariant subspace of dimension j < steps, e.g. a Hessian with
+    many zero-curvature directions), matfree keeps iterating on a zero residual and the trailing block
+    of T is garbage (measured: spurious Ritz values between true eigenvalues). We cut T there: the
+    coupling is zeroed, and the trailing block is replaced by copies of the smallest leading diagonal
+    entry (a Rayleigh quotient, so inside the spectrum) with zero quadrature weight.
+    """
+    _, t, *_ = decomp.tridiag_sym(steps, reortho="full")(matvec, v / jnp.linalg.norm(v))
+    diag, off = jnp.diagonal(t), jnp.abs(jnp.diagonal(t, offset=1))
+    scale = jnp.max(jnp.abs(diag))
+    broken = off <= 1e3 * jnp.finfo(t.dtype).eps * scale
+    # first breakdown index j: rows/cols >= j + 1 are past the invariant subspace
+    first = jnp.where(jnp.any(broken), jnp.argmax(broken), steps)
+    idx = jnp.arange(steps)
+    inside = idx <= first
+    fill = jnp.min(jnp.where(inside, diag, jnp.inf))
+    both = inside[:, None] & inside[None, :]
+    return jnp.where(both, t, 0.0) + jnp.diag(jnp.where(inside, 0.0, fill))
+
+
 @eqx.filter_jit
 def _top_eigenvalues(flat, w, data, l2, key, *, k, steps, of):
     matvec = _operator(flat, w, data, l2, of)
-    v0 = jr.normal(key, w.shape, w.dtype)
-    values, _ = eig.eigh_partial(decomp.tridiag_sym(steps, reortho="full"))(matvec, v0)
-    return values[::-1][:k]
+    t = lanczos_tridiagonal(matvec, jr.normal(key, w.shape, w.dtype), steps)
+    return jnp.linalg.eigvalsh(t)[::-1][:k]
 
 
 def hessian_top_eigenvalues(model: Model, data: Dataset, *, key, k: int = 1, l2: float = 0.0,
@@ -143,8 +164,14 @@ def hessian_trace(model: Model, data: Dataset, *, key, probes: int = 100, l2: fl
     return Estimate(float(mean), float(se), f"Hutchinson, {probes} Rademacher probes")
 
 
+def _kept(h, lam, scale):
+    """Eigenvalues that count: h > lam up to rounding (relative to the spectrum's scale). Directions
+    the data never touch have h = lam exactly (ln 1 = 0 either way) and must not count as dropped."""
+    return h > lam - 1e3 * jnp.finfo(h.dtype).eps * scale
+
+
 def _log_ratio_and_dropped(theta, l2):
-    keep = theta > l2
+    keep = _kept(theta, l2, jnp.max(jnp.abs(theta)))
     safe = jnp.where(keep, theta, l2)
     return jnp.where(keep, jnp.log(safe / l2), 0.0), jnp.where(keep, 0.0, 1.0)
 
@@ -152,12 +179,11 @@ def _log_ratio_and_dropped(theta, l2):
 @eqx.filter_jit
 def _slq(flat, w, data, l2, key, *, probes, steps, batch):
     matvec = lambda v: hvp_cost(flat, w, v, data, l2)  # noqa: E731
-    tridiag = decomp.tridiag_sym(steps, reortho="full")
 
     def quadrature(v):
         # Gauss quadrature from the Lanczos tridiagonal T: nodes = eig(T), weights = (first
         # eigenvector components)^2, scaled by |v|^2 = p for a Rademacher probe.
-        _, t, *_ = tridiag(matvec, v / jnp.linalg.norm(v))
+        t = lanczos_tridiagonal(matvec, v, steps)
         theta, vecs = jnp.linalg.eigh(t)
         tau = vecs[0, :] ** 2 * jnp.dot(v, v)
         log_term, dropped = _log_ratio_and_dropped(theta, l2)
@@ -196,7 +222,7 @@ def log_evidence(model: Model, data: Dataset, *, l2: float, key=None, method: st
             if p > EXACT_MAX_PARAMS:
                 raise _checks.InputError(f"method 'exact' needs p <= {EXACT_MAX_PARAMS} (p = {p}); use 'slq'")
             h = np.asarray(_dense_spectrum(flat, w, data, lam, batch=64))
-            keep = h > l2
+            keep = np.asarray(_kept(jnp.asarray(h), lam, jnp.max(jnp.abs(jnp.asarray(h)))))
             half_log_det = 0.5 * float(np.sum(np.log(h[keep] / l2)))
             error, dropped, label = 0.0, float(np.sum(~keep)), f"exact (dense Hessian, eigh, p = {p})"
         elif method == "slq":

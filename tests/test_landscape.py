@@ -1,0 +1,186 @@
+"""Issue 3: sharpness, Laplace evidence and gradient noise scale against dense algebra and closed forms."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import models
+import sim
+from _helpers import newton_logistic
+
+
+def _reduced_binary(n_train=200, stride=16, random_labels=False):
+    """The binary task on every 16th pixel (49 inputs): small enough for dense Hessians."""
+    full = models.binary_task(n_train=n_train, random_labels=random_labels)
+    return models.Dataset(full.x_train[:, ::stride], full.y_train, full.x_test[:, ::stride],
+                          full.y_test, 2, full.name)
+
+
+def _logistic_at(w, bias=True):
+    d = w.shape[0] - (1 if bias else 0)
+    model = models.LogisticRegression(d, bias=bias)
+    if bias:
+        return eqx.tree_at(lambda m: (m.weight, m.bias), model, (jnp.asarray(w[:-1]), jnp.asarray(w[-1])))
+    return eqx.tree_at(lambda m: m.weight, model, jnp.asarray(w))
+
+
+def _tiny_mlp():
+    data = _reduced_binary(n_train=100)
+    data = models.Dataset(data.x_train, data.y_train, data.x_test, data.y_test, 2)
+    return models.ShallowNet(49, 12, 2, key=jr.key(3)), data  # p = 49*12 + 12 + 12*2 + 2 = 626
+
+
+def _dense_mean_hessian(model, data):
+    flat, w = sim.FlatModel.split(model)
+    f = lambda v: jnp.mean(flat.losses(v, data.x_train, data.y_train))  # noqa: E731
+    return np.asarray(jax.hessian(f)(w))
+
+
+@pytest.mark.parametrize("which", ["logistic", "mlp"])
+def test_lanczos_top_eigenvalues_match_dense_eigh(which):
+    """Top-3 eigenvalues of the mean-loss Hessian, Lanczos (min(60, p) steps, full reorthogonalisation)
+    against numpy.linalg.eigh of the dense Hessian from jax.hessian: relative 1e-4 (float64; the
+    extreme Ritz values converge to near machine precision at this depth, 1e-4 is the issue's bar)."""
+    if which == "logistic":
+        data = _reduced_binary()
+        w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), 1.0)
+        model = _logistic_at(w)
+    else:
+        model, data = _tiny_mlp()
+    dense = np.linalg.eigvalsh(_dense_mean_hessian(model, data))[::-1][:3]
+    p = sim.FlatModel.split(model)[1].shape[0]
+    lanczos = sim.hessian_top_eigenvalues(model, data, key=jr.key(0), k=3, lanczos_steps=min(60, p))
+    np.testing.assert_allclose(lanczos, dense, rtol=1e-4)
+
+
+def test_hutchinson_trace_within_three_standard_errors():
+    model, data = _tiny_mlp()
+    exact = np.trace(_dense_mean_hessian(model, data))
+    est = sim.hessian_trace(model, data, key=jr.key(1), probes=200)
+    assert abs(est.value - exact) < 3 * est.error
+    assert est.error < 0.1 * abs(exact)  # the estimate is informative, not just wide
+    assert "200 Rademacher" in est.method
+
+
+def test_slq_log_det_within_one_percent_of_exact():
+    """SLQ (50 Rademacher probes, 40 Lanczos steps) of 1/2 sum ln(h_j/lam) on the linear model at its
+    minimum against dense eigh: within 1%, and within 3 of its own standard errors."""
+    data = _reduced_binary()
+    lam = 0.1
+    w, hess, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), lam)
+    model = _logistic_at(w)
+    exact = sim.log_evidence(model, data, l2=lam, method="exact")
+    slq = sim.log_evidence(model, data, l2=lam, method="slq", key=jr.key(2), probes=50, lanczos_steps=40)
+    assert abs(slq.log_det_term - exact.log_det_term) < 0.01 * abs(exact.log_det_term)
+    assert abs(slq.log_det_term - exact.log_det_term) < 3 * slq.error
+    assert exact.n_dropped == 0 and slq.method.startswith("SLQ (50")
+
+
+def test_evidence_of_linear_model_equals_independent_numpy():
+    """ln Z = -C(w0) - 1/2 sum ln(h_j/lam) with H = X^T diag(p(1-p)) X + lam I, all in numpy (Newton's
+    minimum, dense Hessian), against sim.log_evidence on the full 785-parameter model: 1e-8 relative."""
+    data = models.binary_task()
+    lam = 5.0
+    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    w, hess, cost = newton_logistic(x, y, lam)
+    expected = -cost - 0.5 * np.sum(np.log(np.linalg.eigvalsh(hess) / lam))
+    ev = sim.log_evidence(_logistic_at(w), data, l2=lam)
+    assert ev.method.startswith("exact") and ev.n_dropped == 0
+    assert ev.log_evidence == pytest.approx(expected, rel=1e-8)
+    assert ev.log_evidence_ratio == pytest.approx(expected + 800 * np.log(2), rel=1e-8)
+
+
+def test_evidence_ratio_sign_true_versus_random_labels():
+    """At lam = 5 the linear model beats the null model (ratio > 0) on true labels and loses to it
+    (ratio < 0) on random labels, where it can only memorise: the paper's Fig 2 argument."""
+    lam = 5.0
+    ratios = {}
+    for random_labels in (False, True):
+        data = models.binary_task(random_labels=random_labels)
+        w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), lam)
+        ratios[random_labels] = sim.log_evidence(_logistic_at(w), data, l2=lam).log_evidence_ratio
+    assert ratios[False] > 50 and ratios[True] < -5
+
+
+def test_noise_scales_on_quadratic_closed_form():
+    """Quadratic: centred per-example gradients are c_i, so Sigma = F exactly; G = (A + lam) w / N and
+    the mean-loss Hessian (with prior) is (A + lam)/N. Then B_simple = tr F N^2 / |(A + lam) w|^2 (exact
+    to rounding) and B_noise = N^2 tr((A + lam) F) / (w^T (A + lam)^3 w) (Gaussian probes: within 4 s.e.)."""
+    n, lam = 50, 0.3
+    a = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]]) * 10
+    f = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]])
+    w = np.array([0.5, -1.0, 2.0])
+    model, data = models.quadratic_problem(a, f, n_train=n, w0=jnp.asarray(w))
+    ns = sim.gradient_noise_scale(model, data, key=jr.key(0), l2=lam, probes=400, chunk=7)
+    ap = a + lam * np.eye(3)
+    g = ap @ w / n
+    assert ns.trace_sigma == pytest.approx(np.trace(f), rel=1e-10)
+    assert ns.b_simple == pytest.approx(np.trace(f) / (g @ g), rel=1e-10)
+    b_noise = n**2 * np.trace(ap @ f) / (w @ ap @ ap @ ap @ w)
+    assert abs(ns.b_noise - b_noise) < 4 * ns.b_noise_error and ns.b_noise_error < 0.2 * b_noise
+
+
+def test_evidence_invariant_to_input_scale_unlike_sharpness():
+    """No bias: x -> a x with lam -> a^2 lam is the same model in function space (w -> w / a). The log
+    evidence is unchanged (1e-9 relative), while every eigenvalue of H_C scales by a^2."""
+    data = _reduced_binary()
+    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    a, lam = 3.0, 0.5
+    results = []
+    for scale in (1.0, a):
+        scaled = models.Dataset(jnp.asarray(x * scale), data.y_train, data.x_test, data.y_test, 2)
+        w, _, _ = newton_logistic(x * scale, y, lam * scale**2, bias=False)
+        model = _logistic_at(w, bias=False)
+        ev = sim.log_evidence(model, scaled, l2=lam * scale**2)
+        top = sim.hessian_top_eigenvalues(model, scaled, key=jr.key(0), k=2, of="cost")
+        results.append((ev.log_evidence, top))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-9)
+    np.testing.assert_allclose(results[1][1], a**2 * results[0][1], rtol=1e-6)
+
+
+def test_mean_loss_hessian_is_cost_hessian_minus_prior_over_n():
+    model, data = _tiny_mlp()
+    flat, w = sim.FlatModel.split(model)
+    lam = jnp.asarray(0.7)
+    v = jr.normal(jr.key(5), w.shape)
+    lhs = sim.hvp_mean(flat, w, v, data)
+    rhs = (sim.hvp_cost(flat, w, v, data, lam) - lam * v) / data.n_train
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-14)
+
+
+def test_bad_input():
+    model, data = _tiny_mlp()
+    p = sim.FlatModel.split(model)[1].shape[0]
+    with pytest.raises(sim.InputError, match="^k must be between 1 and 626"):
+        sim.hessian_top_eigenvalues(model, data, key=jr.key(0), k=p + 1)
+    with pytest.raises(sim.InputError, match="^probes must be"):
+        sim.hessian_trace(model, data, key=jr.key(0), probes=0)
+    with pytest.raises(sim.InputError, match="^data: inputs of shape"):
+        sim.hessian_trace(model, models.binary_task(n_train=10), key=jr.key(0))
+    with pytest.raises(sim.InputError, match="^l2 must be > 0"):
+        sim.log_evidence(model, data, l2=0.0)
+
+
+def test_summary_of_a_model():
+    model, data = _tiny_mlp()
+    out = sim.summary(model, data, key=jr.key(0), l2=0.1, probes=10)
+    assert set(out) >= {"train_accuracy", "test_accuracy", "top_eigenvalues", "hessian_trace",
+                        "noise_scale", "evidence"}
+    assert out["top_eigenvalues"].value > 0 and out["evidence"].method.startswith("exact")
+
+
+def test_lanczos_survives_an_early_invariant_subspace():
+    """The 49-pixel logistic Hessian has zero-curvature directions (pixels that are always 0), so the
+    Krylov space closes before p = 50 steps. Uncut, matfree's tridiagonal then yields spurious Ritz
+    values (measured: 0.1355 between the true 0.669 and 0.0746); cut at the breakdown, the top
+    eigenvalues stay exact (relative 1e-10) at any depth up to p."""
+    data = _reduced_binary()
+    w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), 1.0)
+    model = _logistic_at(w)
+    dense = np.linalg.eigvalsh(_dense_mean_hessian(model, data))[::-1][:3]
+    for steps in (40, 49, 50):
+        top = sim.hessian_top_eigenvalues(model, data, key=jr.key(0), k=3, lanczos_steps=steps)
+        np.testing.assert_allclose(top, dense, rtol=1e-10)
