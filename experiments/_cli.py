@@ -1,4 +1,8 @@
-"""The `sgd-sde` command. Bad input: one line on stderr, exit code 2, nothing written."""
+"""The `sgd-sde` command. Bad input: one line on stderr, exit code 2, nothing written.
+
+Every experiment module has a frozen `Config` dataclass, `QUICK` and `TINY` instances and
+`main(cfg, out)`; its options are the Config's fields (`--batch-size` for `batch_size`).
+"""
 
 import argparse
 import dataclasses
@@ -6,8 +10,11 @@ import os
 import pathlib
 import sys
 
+from . import compare, measure
+
 EXPERIMENTS = {
-    "compare": "SGD and its SDE side by side at the same noise scale g (shallow net, embedded MNIST)",
+    "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
+    "measure": (measure, "train a model, then measure sharpness, evidence and gradient noise scale"),
 }
 
 
@@ -16,21 +23,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sgd-sde: error: {message}\n")
 
 
+def _option_type(field):
+    default = field.default
+    return str if default is None else type(default)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sgd-sde", description="SGD and its SDE (Smith & Le 2018).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the experiments")
-    cmp = sub.add_parser("compare", help=EXPERIMENTS["compare"])
-    cmp.add_argument("--quick", action="store_true", help="the quick configuration (the default values)")
-    cmp.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
-    cmp.add_argument("--out", default="figures", help="folder for the PNG and its numbers (default: figures)")
-    cmp.add_argument("--mnist", default=None, help="folder with full MNIST (IDX files or mnist.npz); "
-                     "default $SGD_SDE_MNIST, else the embedded 5,000 digits")
-    for name, kind in [("lr", float), ("batch-size", int), ("momentum", float), ("l2", float),
-                       ("steps", int), ("seeds", int), ("n-train", int), ("width", int),
-                       ("refinement", int), ("record-every", int), ("seed", int)]:
-        cmp.add_argument(f"--{name}", type=kind, default=None)
-    cmp.add_argument("--scheme", choices=["euler", "semi-implicit"], default=None)
+    for name, (module, text) in EXPERIMENTS.items():
+        p = sub.add_parser(name, help=text, description=(module.__doc__ or "").strip())
+        p.add_argument("--quick", action="store_true", help="the quick configuration (the defaults)")
+        p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
+        p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        for field in dataclasses.fields(module.Config):
+            p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, default=None,
+                           type=_option_type(field), help=f"default {field.default!r}")
     return parser
 
 
@@ -45,28 +54,25 @@ def _enable_compilation_cache() -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
-        for name, text in EXPERIMENTS.items():
+        for name, (_, text) in EXPERIMENTS.items():
             print(f"{name:<12}{text}")
         return 0
-    from models import DataError
+    from models import DataError, load_mnist
     from sim import InputError
 
-    from . import compare
-
+    module = EXPERIMENTS[args.command][0]
     try:
-        base = compare.TINY if args.tiny else compare.QUICK
+        base = module.TINY if args.tiny else module.QUICK
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
-                     if getattr(args, f.name, None) is not None}
+                     if getattr(args, f.name) is not None}
         cfg = dataclasses.replace(base, **overrides).validate()
         out = pathlib.Path(args.out)
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
         if cfg.mnist is not None or os.environ.get("SGD_SDE_MNIST"):
-            import models
-
-            models.load_mnist(cfg.mnist)  # a missing or corrupt file fails here, before any output
+            load_mnist(cfg.mnist)  # a missing or corrupt file fails here, before any output
         _enable_compilation_cache()
-        compare.main(cfg, out)
+        module.main(cfg, out)
     except (InputError, DataError) as err:
         print(f"sgd-sde: error: {err}", file=sys.stderr)
         return 2

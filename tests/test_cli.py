@@ -27,10 +27,16 @@ def _cli(*args, cwd):
         (["fig99"], "invalid choice"),
         (["compare", "--mnist", "missing-folder"], "does not exist"),
         (["compare", "--frobnicate"], "unrecognized"),
+        (["measure", "--k", "0"], "k must"),
+        (["measure", "--k", "786"], "k must"),
+        (["measure", "--probes", "0"], "probes must"),
+        (["measure", "--model", "cnn"], "model must"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, word):
-    result = _cli(*args, "--out", str(tmp_path / "out"), cwd=tmp_path) if args[0] == "compare" else _cli(*args, cwd=tmp_path)
+    if args[0] in ("compare", "measure"):
+        args = [*args, "--out", str(tmp_path / "out")]
+    result = _cli(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -64,3 +70,11 @@ def test_tiny_compare_end_to_end(tmp_path):
 def test_list():
     result = subprocess.run([sys.executable, "-m", "experiments", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "compare" in result.stdout
+
+
+def test_tiny_measure_end_to_end(tmp_path):
+    result = _cli("measure", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads((tmp_path / "measure-logistic.json").read_text())
+    assert numbers["evidence"]["method"].startswith("exact") and numbers["train_accuracy"] > 0.9
+    assert "log evidence ratio" in result.stdout and "B_simple" in result.stdout
