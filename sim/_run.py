@@ -116,7 +116,8 @@ def to_trajectory(kind, flat, records, record_steps, time_per_step, params, dive
     return Trajectory(
         kind=kind,
         steps=record_steps,
-        time=record_steps * float(time_per_step),
+        time=np.broadcast_to(np.asarray(time_per_step, dtype=float).reshape(-1, 1) * record_steps,
+                             (np.shape(params)[0], record_steps.shape[0])).copy(),
         train_loss=records[:, :, 0].T.copy(),
         test_accuracy=records[:, :, 1].T.copy(),
         test_xent=records[:, :, 2].T.copy(),
@@ -146,6 +147,24 @@ def over_seeds(fn, mode: str):
     if mode == "vmap":
         return jax.vmap(fn)
     return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+
+
+def per_run(name, value, check) -> list[float]:
+    """A hyperparameter given as a number or one value per run, each checked."""
+    if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
+        values = [check(name, v.item() if hasattr(v, "item") else v) for v in np.asarray(value).ravel()]
+        if not values:
+            raise _checks.InputError(f"{name} must not be empty")
+        return values
+    return [check(name, value)]
+
+
+def broadcast_runs(name, values, n_runs):
+    if len(values) == 1:
+        return values * n_runs
+    if len(values) != n_runs:
+        raise _checks.InputError(f"{name} has {len(values)} values for {n_runs} runs")
+    return values
 
 
 def hyper(value, like) -> jax.Array:

@@ -45,6 +45,9 @@ def run_sgd(
     second-order SDE (m > 0); its noise scale is g = eps (N/B - 1)/(1 - m).
 
     model: one Model (every seed starts there) or a sequence of Models (one initialisation per seed).
+    lr, momentum, l2: a number, or one value per run (a sequence of length n_seeds, or of any length
+        with a single Model): runs of one shape with different hyperparameters share one compiled
+        loop (the sweep runner's grouping).
     key: a `jax.random.key`; seed s draws its batches from `jr.split(key, n_seeds)[s]`.
     schedule: optional int array (steps, B) or (n_seeds, steps, B) of example indices, replacing the
         random draws (to replay a run or cross-check another implementation).
@@ -56,18 +59,26 @@ def run_sgd(
     Returns a `Trajectory`; a seed whose parameters become non-finite is marked diverged, with
     the first step whose batch loss was non-finite, and its later metrics are NaN.
     """
-    lr = _checks.positive("lr", lr)
-    momentum = _checks.momentum("momentum", momentum)
-    l2 = _checks.non_negative("l2", l2)
+    lrs = _run.per_run("lr", lr, _checks.positive)
+    moms = _run.per_run("momentum", momentum, _checks.momentum)
+    l2s = _run.per_run("l2", l2, _checks.non_negative)
     steps = _checks.integer("steps", steps)
     batch_size = _checks.batch_size(batch_size, data.n_train)
     record_every = _checks.integer(
         "record_every", record_every if record_every is not None else max(1, steps // 20)
     )
+    runs = {len(v) for v in (lrs, moms, l2s) if len(v) > 1}
+    if len(runs) > 1:
+        raise _checks.InputError("lr, momentum and l2 given per run must have the same length")
+    if runs and isinstance(model, Model):
+        n_seeds = runs.pop()
     flat, w0, keys = _run.prepare(model, data, key, n_seeds)
+    n_runs = w0.shape[0]
+    lrs, moms, l2s = (_run.broadcast_runs(name, v, n_runs) for name, v in
+                      (("lr", lrs), ("momentum", moms), ("l2", l2s)))
     if schedule is not None:
         schedule = _check_schedule(schedule, steps, batch_size, data.n_train, w0.shape[0])
-    hyper = tuple(_run.hyper(v, w0) for v in (lr, momentum, l2))
+    hyper = tuple(_run.hyper(v, w0) for v in (lrs, moms, l2s))
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
     with _run.progress_to(progress):
         params, div, records, record_steps = _sgd_compiled(
@@ -75,10 +86,12 @@ def run_sgd(
             batch_size=batch_size, steps=steps, record_every=record_every, mode=mode,
         )
     n = data.n_train
-    time_per_step = np.sqrt(lr / n) if momentum > 0 else lr / n
-    config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2,
-                  n_train=n, n_seeds=w0.shape[0], record_every=record_every,
-                  noise_scale=lr * (n / batch_size - 1) / (1 - momentum))
+    lr_a, m_a = np.asarray(lrs), np.asarray(moms)
+    time_per_step = np.where(m_a > 0, np.sqrt(lr_a / n), lr_a / n)
+    single = lambda v: v[0] if np.all(np.asarray(v) == v[0]) else list(v)  # noqa: E731
+    config = dict(lr=single(lrs), batch_size=batch_size, steps=steps, momentum=single(moms),
+                  l2=single(l2s), n_train=n, n_seeds=n_runs, record_every=record_every,
+                  noise_scale=single([a * (n / batch_size - 1) / (1 - b) for a, b in zip(lrs, moms)]))
     return _run.to_trajectory("sgd", flat, records, record_steps, time_per_step, params, div, config)
 
 
@@ -113,11 +126,12 @@ def distinct_batch(key, n_train: int, batch_size: int):
 
 @eqx.filter_jit
 def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, mode):
-    lr, momentum, l2 = hyper
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
-    def one_seed(state, key, seed_schedule, start, length):
+    def one_seed(state, key, hyper, seed_schedule, start, length):
+        lr, momentum, l2 = hyper
+
         def step(state, t):
             w, v, div = state
             if seed_schedule is None:
@@ -135,9 +149,10 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
 
     def advance(state, start, length):
         if per_seed_schedule:
-            return _run.over_seeds(lambda s, k, sch: one_seed(s, k, sch, start, length), mode)(
-                state, keys, schedule)
-        return _run.over_seeds(lambda s, k: one_seed(s, k, schedule, start, length), mode)(state, keys)
+            return _run.over_seeds(lambda s, k, h, sch: one_seed(s, k, h, sch, start, length), mode)(
+                state, keys, hyper, schedule)
+        return _run.over_seeds(lambda s, k, h: one_seed(s, k, h, schedule, start, length), mode)(
+            state, keys, hyper)
 
     def measure(state):
         w, _, div = state

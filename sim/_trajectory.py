@@ -12,7 +12,7 @@ class Trajectory:
     """Metrics recorded along SGD or its SDE, for every seed.
 
     steps: (R,) SGD-equivalent step of each record (0 = the initialisation).
-    time: (R,) SDE time of each record (steps * eps/N, or steps * sqrt(eps/N) with momentum).
+    time: (S, R) SDE time of each record per run (steps * eps/N, or steps * sqrt(eps/N) with momentum).
     train_loss, test_accuracy, test_xent: (S, R); NaN after a seed diverged.
     params: (S, p) final flat parameters (SDE: the last finite ones of a diverged seed; SGD: whatever
         they became, typically NaN).

@@ -129,3 +129,16 @@ def test_no_recompile_across_hyperparameters(monkeypatch):
         sim.run_sgd(model, data, lr=lr, momentum=m, l2=lam, batch_size=4, steps=10, key=jr.key(seed),
                     record_every=5)
     assert len(traces) == 2  # traced once: the initial record and the scanned body
+
+
+def test_per_run_hyperparameters_equal_separate_runs():
+    """A group of runs with one learning rate / momentum / L2 each equals, run by run, the same runs
+    made with that value for every seed (same keys): grouping never changes a number."""
+    model, data = _tiny_mlp_problem()
+    kw = dict(batch_size=4, steps=12, key=jr.key(4), record_every=6)
+    grouped = sim.run_sgd(model, data, lr=[0.1, 0.3], momentum=[0.0, 0.5], l2=[0.2, 0.0], **kw)
+    for run, (lr, m, lam) in enumerate([(0.1, 0.0, 0.2), (0.3, 0.5, 0.0)]):
+        alone = sim.run_sgd(model, data, lr=lr, momentum=m, l2=lam, n_seeds=2, **kw)
+        np.testing.assert_allclose(grouped.params[run], alone.params[run], rtol=1e-12)
+        np.testing.assert_allclose(grouped.test_xent[run], alone.test_xent[run], rtol=1e-12)
+    assert grouped.config["lr"] == [0.1, 0.3] and grouped.time.shape == (2, 3)
