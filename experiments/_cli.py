@@ -10,9 +10,11 @@ import os
 import pathlib
 import sys
 
-from . import compare, measure
+from . import compare, fig1_2, measure
 
 EXPERIMENTS = {
+    "fig1": (fig1_2, "Figs 1-2: linear model, random vs informative labels, against lam"),
+    "fig2": (fig1_2, "Figs 1-2 (the same sweep as fig1)"),
     "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
     "measure": (measure, "train a model, then measure sharpness, evidence and gradient noise scale"),
 }
@@ -37,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quick", action="store_true", help="the quick configuration (the defaults)")
         p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
         p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        if hasattr(module, "PAPER"):
+            p.add_argument("--paper", action="store_true", help="the paper-scale configuration")
         for field in dataclasses.fields(module.Config):
             p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, default=None,
                            type=_option_type(field), help=f"default {field.default!r}")
@@ -62,13 +66,17 @@ def main(argv=None) -> int:
 
     module = EXPERIMENTS[args.command][0]
     try:
-        base = module.TINY if args.tiny else module.QUICK
+        base = module.TINY if args.tiny else (module.PAPER if getattr(args, "paper", False) else module.QUICK)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
                      if getattr(args, f.name) is not None}
         cfg = dataclasses.replace(base, **overrides).validate()
         out = pathlib.Path(args.out)
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
+        if hasattr(module, "EXPERIMENT"):
+            from ._sweep import Results
+
+            Results(module.EXPERIMENT, out).check()
         if cfg.mnist is not None or os.environ.get("SGD_SDE_MNIST"):
             load_mnist(cfg.mnist)  # a missing or corrupt file fails here, before any output
         _enable_compilation_cache()

@@ -16,6 +16,7 @@ from ._landscape import hessian_trace as hessian_trace
 from ._landscape import hvp_cost as hvp_cost
 from ._landscape import hvp_mean as hvp_mean
 from ._landscape import log_evidence as log_evidence
+from ._landscape import minimize as minimize
 from ._landscape import summary as summary
 from ._noise_scale import noise_scale as noise_scale
 from ._sde import SGDNoiseTerm as SGDNoiseTerm

@@ -64,7 +64,7 @@ def test_tiny_compare_end_to_end(tmp_path):
     acc = numbers["sde"]["test_accuracy"]
     assert len(acc) == 2 and len(acc[0]) == len(numbers["sde"]["steps"])
     assert numbers["noise_scale"] == pytest.approx(0.1 * (100 / 30 - 1) / 0.1)
-    assert "SGD (2 seeds): 20/20 steps" in result.stderr  # plain progress lines off a terminal
+    assert "SGD (2 seeds): 20/20 steps (" in result.stderr  # plain progress lines off a terminal
 
 
 def test_list():

@@ -1,0 +1,72 @@
+"""Helpers shared by the figure modules: statistics over seeds, optimal batch size, slopes, plotting."""
+
+import json
+import math
+import pathlib
+
+import numpy as np
+
+
+def mean_se(values) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    se = v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan
+    return float(v.mean()), float(se), int(v.size)
+
+
+def group_rows(rows, key):
+    out = {}
+    for row in rows:
+        out.setdefault(key(row["config"]), []).append(row)
+    return out
+
+
+def optimum_on_grid(grid, scores):
+    """Grid value with the highest score, and its uncertainty as a factor: half a grid step either side
+    in log space (the grid spacing is the floor on what a sweep can resolve)."""
+    grid = np.asarray(grid, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    best = int(np.nanargmax(scores))
+    logs = np.log(grid)
+    left = logs[best] - logs[best - 1] if best > 0 else logs[1] - logs[0]
+    right = logs[best + 1] - logs[best] if best + 1 < len(grid) else left
+    return float(grid[best]), float(0.5 * max(left, right)), best
+
+
+def loglog_slope(x, y, log_sigma):
+    """Least-squares slope of ln y on ln x with its standard error: the larger of the residual-based
+    error and the one implied by the grid uncertainty `log_sigma` (per point, in ln units)."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    sxx = np.sum((lx - lx.mean()) ** 2)
+    slope = float(np.sum((lx - lx.mean()) * (ly - ly.mean())) / sxx)
+    resid = ly - (ly.mean() + slope * (lx - lx.mean()))
+    se_resid = math.sqrt(np.sum(resid**2) / (len(lx) - 2) / sxx) if len(lx) > 2 else 0.0
+    sigma = np.broadcast_to(np.asarray(log_sigma, float), lx.shape)
+    se_grid = math.sqrt(np.sum((lx - lx.mean()) ** 2 * sigma**2)) / sxx
+    return slope, max(se_resid, se_grid)
+
+
+def spearman(a, b) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, out: pathlib.Path, name: str, numbers: dict, caption: str) -> None:
+    fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", ha="left", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out / f"{name}.png", dpi=110)
+    pyplot().close(fig)
+    (out / f"{name}.json").write_text(json.dumps(numbers, indent=1, default=float))
+    print(f"wrote {out / (name + '.png')} and {out / (name + '.json')}")

@@ -1,0 +1,121 @@
+"""The sweep runner shared by every experiment: a grid of points, results appended as JSON lines.
+
+- Each point is a JSON-able dict holding everything that defines it; its hash (with the experiment's
+  name) identifies its rows. A changed config is a different hash, never a silent mix.
+- Points run in chunks whose composition depends only on the full grid (points of one shape
+  together, `chunk_size` at a time), so a resumed sweep computes exactly the numbers of an
+  uninterrupted one. A chunk's rows are appended with one write and an fsync; a crash can leave at
+  most a partial last line, which is cut off on the next start. Finished (hash, seed) rows are
+  skipped; duplicates (a chunk cut mid-write and recomputed) keep the first row.
+- A diverged point is a row with `diverged: true` and its step; the sweep goes on.
+- A progress bar with ETA on a terminal; plain lines in CI logs.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+from collections.abc import Callable, Hashable
+
+from models import DataError
+
+from ._progress import Progress
+
+
+def point_hash(experiment: str, point: dict) -> str:
+    text = json.dumps({"experiment": experiment, **point}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Results:
+    """The JSON-lines results file of one experiment in a folder."""
+
+    def __init__(self, experiment: str, out: pathlib.Path):
+        self.experiment = experiment
+        self.path = pathlib.Path(out) / f"{experiment}.jsonl"
+
+    def check(self) -> None:
+        """Refuse a file that holds another experiment's rows or is not a results file (no writes)."""
+        for row in self._read(repair=False):
+            if row.get("experiment") != self.experiment:
+                raise DataError(f"{self.path} holds results of experiment {row.get('experiment')!r}, "
+                                f"not {self.experiment!r}: choose another --out")
+
+    def _read(self, repair: bool) -> list[dict]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if repair and len(complete) != len(raw):
+            with open(self.path, "r+b") as f:  # a crash mid-write: drop the partial last line
+                f.truncate(len(complete))
+        rows = []
+        for number, line in enumerate(complete.splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataError(f"{self.path} line {number} is not a results row (corrupt file)") from None
+        return rows
+
+    def load(self) -> dict[tuple[str, int], dict]:
+        rows = {}
+        for row in self._read(repair=True):
+            rows.setdefault((row["hash"], row["seed"]), row)
+        return rows
+
+    def append(self, rows: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def run_sweep(
+    experiment: str,
+    out: pathlib.Path,
+    points: list[dict],
+    *,
+    seeds: list[int],
+    evaluate: Callable[[list[dict], list[int]], list[list[dict]]],
+    shape: Callable[[dict], Hashable] = lambda point: 0,
+    chunk_size: int = 8,
+    label: str | None = None,
+) -> list[dict]:
+    """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
+    of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
+    seed (with `diverged` and `diverged_step` where a run can diverge)."""
+    results = Results(experiment, out)
+    results.check()
+    done = results.load()
+    hashes = [point_hash(experiment, p) for p in points]
+    by_shape: dict[Hashable, list[int]] = {}
+    for i, p in enumerate(points):
+        by_shape.setdefault(shape(p), []).append(i)
+    chunks = [idx[k : k + chunk_size] for idx in by_shape.values() for k in range(0, len(idx), chunk_size)]
+    todo = [c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds)]
+    n_todo = sum(len(c) for c in todo)
+    if n_todo < len(points):
+        print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
+              flush=True)
+    with Progress(max(n_todo, 1), label or f"{experiment} ({len(points)} points x {len(seeds)} seeds)",
+                  unit="point") as advance:
+        finished = 0
+        for chunk in todo:
+            outputs = evaluate([points[i] for i in chunk], seeds)
+            rows = []
+            for i, per_seed in zip(chunk, outputs):
+                for seed, values in zip(seeds, per_seed):
+                    if (hashes[i], seed) in done:
+                        continue
+                    row = {"experiment": experiment, "hash": hashes[i], "seed": seed,
+                           "config": points[i], "diverged": False, "diverged_step": None, **values}
+                    rows.append(row)
+                    done[(hashes[i], seed)] = row
+            results.append(rows)
+            finished += len(chunk)
+            advance(finished)
+    return [done[(h, s)] for h in hashes for s in seeds]
