@@ -10,11 +10,18 @@ import os
 import pathlib
 import sys
 
-from . import compare, fig1_2, measure
+from . import compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure
 
 EXPERIMENTS = {
     "fig1": (fig1_2, "Figs 1-2: linear model, random vs informative labels, against lam"),
     "fig2": (fig1_2, "Figs 1-2 (the same sweep as fig1)"),
+    "fig3": (fig3, "Fig 3: shallow net, momentum SGD at B = 30 against full batch"),
+    "fig4": (fig4, "Fig 4: test accuracy after a fixed budget against B: an interior optimum"),
+    "fig5": (fig5, "Fig 5: optimal B against eps (updates proportional to 1/eps), fitted slope"),
+    "fig6": (fig6, "Fig 6: optimal B against N, fitted slope"),
+    "fig7": (fig7, "Fig 7: optimal B against 1/(1 - m), fitted slope"),
+    "fig8": (fig8, "Fig 8: Fig 3 with L2 = 0.1"),
+    "fig9": (fig9, "Fig 9: gradient noise of single examples vs batches of 30, normality statistic"),
     "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
     "measure": (measure, "train a model, then measure sharpness, evidence and gradient noise scale"),
 }
