@@ -34,6 +34,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _option_type(field):
     default = field.default
+    if isinstance(default, tuple):
+        element = type(default[0]) if default else float
+
+        def parse(text):
+            try:
+                return tuple(element(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a comma-separated list of {element.__name__}") from None
+
+        parse.__name__ = f"list of {element.__name__}"
+        return parse
     return str if default is None else type(default)
 
 

@@ -1,14 +1,8 @@
-"""Fig 7 (Smith & Le 2018): Several momenta m: B_opt against 1/(1 - m).
+"""Fig 7 (Smith & Le 2018): Several momenta m: B_opt against 1/(1 - m) (paper: slope 1).
 
-784-800-10 net, momentum SGD, embedded MNIST (N = 1000 unless swept), no L2, seeds' mean and
-standard error; B_opt is the grid point of highest mean test accuracy, its uncertainty half a grid
-step either side (log scale). Chosen here (the paper does not state them): the grids below, eps = 0.1
-and m = 0.9 unless swept (at the paper's eps = 1, m = 0.9 this net stays at chance; see fig3), and the
-budget: the quick variant trains for far fewer updates than the paper's 10,000, so its optimum is that
-of a shorter run; `--paper` runs the paper's budget.
+Grid, budget and the choices the paper leaves open: see `experiments._batch_sweep` (eps = 0.1 and
+m = 0.9 unless swept; the quick budget is far below the paper's 10,000 updates; `--paper` runs it).
 """
-
-import pathlib
 
 from . import _batch_sweep
 from ._batch_sweep import Config
@@ -18,13 +12,4 @@ QUICK = Config(momenta=(0.0, 0.5, 0.9), batch_sizes=(1, 3, 10, 30, 100, 300))
 PAPER = Config(momenta=(0.0, 0.5, 0.8, 0.9), steps=10000, seeds=3)
 TINY = Config(momenta=(0.0, 0.9), steps=10, batch_sizes=(1, 10, 100), n_trains=(100,), seeds=1)
 
-
-def main(cfg: Config, out: pathlib.Path) -> None:
-    rows = _batch_sweep.run(EXPERIMENT, cfg, out)
-    opt = _batch_sweep.optima(rows, "momentum")
-    caption = (f"Shallow net, momentum SGD, {cfg.seeds} seed(s), steps {cfg.steps}"
-               + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "") + f", eps {cfg.lrs}, m {cfg.momenta}, "
-               f"N {cfg.n_trains}. Shaded: B_opt ± half a grid step.")
-    numbers = _batch_sweep.plot(EXPERIMENT, "Fig 7: test accuracy against B", "momentum", "m", opt, out,
-                                caption, transform=lambda m: 1 / (1 - m), slope_name="1/(1 - m)")
-    _batch_sweep.report(EXPERIMENT, numbers, "m")
+main = _batch_sweep.main_for(EXPERIMENT, 7, "momentum", "m", transform=lambda m: 1 / (1 - m), slope_name="1/(1 - m)")

@@ -1,0 +1,116 @@
+"""Issue 4: every experiment end to end (tiny variants), the sweep runner's resume after kill -9,
+repair of a half-written row, and bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments._sweep import Results, run_sweep
+
+FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9"]
+
+
+def _cli(*args, cwd, **kwargs):
+    return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900, **kwargs)
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_tiny_experiment_end_to_end_and_resume(tmp_path, name):
+    result = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs and all((tmp_path / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    rows = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    assert rows and all(len(r["hash"]) == 16 and "config" in r for r in rows)
+    again = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert again.returncode == 0 and "already in" in again.stdout
+    assert len(next(tmp_path.glob("*.jsonl")).read_text().splitlines()) == len(rows)
+
+
+def _rows(path):
+    return sorted((json.loads(line) for line in path.read_text().splitlines()),
+                  key=lambda r: (r["hash"], r["seed"]))
+
+
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    """Kill a sweep with SIGKILL once its first chunk is on disk; running the same command again must
+    finish with exactly the rows of an uninterrupted run (same hashes, same numbers)."""
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    args = ["fig4", "--tiny", "--batch-sizes", "1,3,10,30,100", "--out"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", *args, str(killed)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = killed / "fig4.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = results.read_text().count("\n")
+    assert 1 <= partial < 5, "the kill must land mid-sweep for this test to mean anything"
+    resumed = _cli(*args, str(killed), cwd=tmp_path)
+    assert resumed.returncode == 0 and f"{partial} of 5 points already in" in resumed.stdout
+    assert _cli(*args, str(clean), cwd=tmp_path).returncode == 0
+    strip = lambda rows: [{k: v for k, v in r.items()} for r in rows]  # noqa: E731
+    assert strip(_rows(results)) == strip(_rows(clean / "fig4.jsonl"))
+
+
+def test_half_written_row_is_cut_and_recomputed(tmp_path):
+    calls = []
+
+    def evaluate(points, seeds):
+        calls.append([p["x"] for p in points])
+        return [[{"value": p["x"] * 10 + s} for s in seeds] for p in points]
+
+    points = [{"x": x} for x in range(4)]
+    run_sweep("toy", tmp_path, points, seeds=[0, 1], evaluate=evaluate, chunk_size=2)
+    path = tmp_path / "toy.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:5]) + lines[5][:17])  # a crash in the middle of the 6th row
+    calls.clear()
+    rows = run_sweep("toy", tmp_path, points, seeds=[0, 1], evaluate=evaluate, chunk_size=2)
+    assert calls == [[2, 3]]  # only the chunk with missing rows, recomputed whole
+    assert [r["value"] for r in rows] == [0, 1, 10, 11, 20, 21, 30, 31]
+    assert len(path.read_text().splitlines()) == 8 and path.read_text().endswith("\n")
+
+
+def test_changed_config_is_a_new_hash(tmp_path):
+    evaluate = lambda points, seeds: [[{"v": p["x"]} for _ in seeds] for p in points]  # noqa: E731
+    a = run_sweep("toy", tmp_path, [{"x": 1, "lr": 0.1}], seeds=[0], evaluate=evaluate)
+    b = run_sweep("toy", tmp_path, [{"x": 1, "lr": 0.2}], seeds=[0], evaluate=evaluate)
+    assert a[0]["hash"] != b[0]["hash"] and len((tmp_path / "toy.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["fig4", "--batch-sizes", "1,2000"], "exceeds N"),
+        (["fig4", "--lrs", "0.1,-1"], "lr must be > 0"),
+        (["fig7", "--momenta", "0.5,1.0"], "momentum must"),
+        (["fig1", "--lam-min", "0"], "lam-min must"),
+        (["fig3", "--small-batch", "0"], "batch_size must"),
+        (["fig9", "--batches", "0"], "batches must"),
+        (["fig4", "--batch-sizes", "a,b"], "comma-separated"),
+        (["fig10"], "invalid choice"),
+    ],
+)
+def test_bad_experiment_input(tmp_path, args, word):
+    result = _cli(*args, "--out", str(tmp_path / "out"), cwd=tmp_path) if args[0] != "fig10" else _cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and word in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_with_another_experiments_results(tmp_path):
+    Results("fig5", tmp_path).append([{"experiment": "fig5", "hash": "0" * 16, "seed": 0}])
+    (tmp_path / "fig4.jsonl").write_text((tmp_path / "fig5.jsonl").read_text())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _cli("fig4", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "holds results of experiment 'fig5'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
