@@ -12,6 +12,7 @@ seeds draw the training set (and the random labels).
 import dataclasses
 import pathlib
 
+import jax
 import numpy as np
 
 import models
@@ -62,10 +63,9 @@ def _evaluate(cfg, pool):
                 data = models.binary_task(pool, split=point["split"], n_train=point["n_train"],
                                           random_labels=point["random_labels"], seed=seed)
                 found = sim.minimize(models.LogisticRegression(), data, l2=point["lam"])
-                metrics = np.asarray(sim.FlatModel.split(found.model)[0].metrics(
-                    sim.FlatModel.split(found.model)[1], data))
-                train_acc = float(np.mean(np.asarray(
-                    (found.model.weight @ data.x_train.T + found.model.bias > 0) == (data.y_train == 1))))
+                flat, w = sim.FlatModel.split(found.model)
+                metrics = np.asarray(flat.metrics(w, data))
+                train_acc = float(np.mean(np.asarray(jax.vmap(found.model.correct)(data.x_train, data.y_train))))
                 ev = sim.log_evidence(found.model, data, l2=point["lam"])
                 per_seed.append(dict(train_accuracy=train_acc, test_accuracy=float(metrics[1]),
                                      train_xent=float(metrics[0]), test_xent=float(metrics[2]),

@@ -92,7 +92,7 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int):
     return state, jnp.concatenate(parts), record_steps
 
 
-def freeze_diverged(new_w, old_w, diverged_step, candidate_step):
+def freeze_diverged(new_w, diverged_step, candidate_step):
     """For a seed still alive: take the new parameters if finite, else note the step it diverged."""
     alive = diverged_step < 0
     finite = jnp.all(jnp.isfinite(new_w))

@@ -190,7 +190,7 @@ def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, re
             n_done = n_sub
         w_new = y_new[0] if second_order else y_new
         candidate = start + (n_done + refinement - 1) // refinement
-        take, div = _run.freeze_diverged(w_new, None, div, candidate)
+        take, div = _run.freeze_diverged(w_new, div, candidate)
         y = jax.tree.map(lambda new, old: jnp.where(take, new, old), y_new, y)
         return y, div
 
