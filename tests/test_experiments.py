@@ -12,7 +12,7 @@ import pytest
 
 from experiments._sweep import Results, run_sweep
 
-FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9"]
+FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order"]
 
 
 def _cli(*args, cwd, **kwargs):
@@ -114,3 +114,15 @@ def test_folder_with_another_experiments_results(tmp_path):
     assert result.returncode == 2 and "holds results of experiment 'fig5'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_euler_maruyama_weak_order_one_on_the_quadratic():
+    """Exact EM moments against the exact OU solution: halving dt halves the weak error once
+    dt * lambda_max(A) is small (ratios within 5% of 2 at r = 16 -> 32 -> 64)."""
+    from experiments import weak_order
+
+    cfg = weak_order.QUICK
+    reference = weak_order.exact_sde(cfg)
+    errors = [abs(weak_order.exact_em(cfg, r) - reference) for r in (16, 32, 64)]
+    ratios = [errors[0] / errors[1], errors[1] / errors[2]]
+    assert all(abs(q - 2) < 0.1 for q in ratios), ratios
