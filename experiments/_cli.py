@@ -10,7 +10,7 @@ import os
 import pathlib
 import sys
 
-from . import compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure, weak_order
+from . import compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure, side_by_side, weak_order
 
 EXPERIMENTS = {
     "fig1": (fig1_2, "Figs 1-2: linear model, random vs informative labels, against lam"),
@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "fig7": (fig7, "Fig 7: optimal B against 1/(1 - m), fitted slope"),
     "fig8": (fig8, "Fig 8: Fig 3 with L2 = 0.1"),
     "fig9": (fig9, "Fig 9: gradient noise of single examples vs batches of 30, normality statistic"),
+    "side-by-side": (side_by_side, "SGD and its SDE at equal g over many seeds, two-sample tests (issue 5, study 1)"),
     "weak-order": (weak_order, "weak order of Euler-Maruyama on the quadratic (issue 5, study 4, part)"),
     "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
     "measure": (measure, "train a model, then measure sharpness, evidence and gradient noise scale"),
