@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="figures", help="output folder (default: figures)")
         if hasattr(module, "PAPER"):
             p.add_argument("--paper", action="store_true", help="the paper-scale configuration")
+        if hasattr(module, "PRESETS"):
+            p.add_argument("--preset", choices=sorted(module.PRESETS), default=None,
+                           help="start from a named configuration (flags still override it)")
         for field in dataclasses.fields(module.Config):
             p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, default=None,
                            type=_option_type(field), help=f"default {field.default!r}")
@@ -87,6 +90,8 @@ def main(argv=None) -> int:
     module = EXPERIMENTS[args.command][0]
     try:
         base = module.TINY if args.tiny else (module.PAPER if getattr(args, "paper", False) else module.QUICK)
+        if getattr(args, "preset", None):
+            base = module.PRESETS[args.preset]
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
                      if getattr(args, f.name) is not None}
         cfg = dataclasses.replace(base, **overrides).validate()

@@ -2,7 +2,7 @@
 
 `--model logistic`: the paper's linear model on the binary task (digits 0-4 against 5-9, N = 800),
 trained by full-batch gradient descent (B = N) at lam = 1 to near its minimum, so the Laplace
-evidence (exact: 785 parameters) is meaningful. `--model net`: the 784-800-10 net on N = 1000,
+evidence (exact: 785 parameters) is meaningful. `--preset net`: the 784-800-10 net on N = 1000,
 momentum SGD; its evidence uses SLQ and is only meaningful at a minimum with lam > 0.
 """
 
@@ -48,6 +48,7 @@ class Config:
 QUICK = Config()
 TINY = Config(steps=50, k=2, probes=4, lanczos_steps=10, n_train=100, batch_size=100)
 NET = Config(model="net", lr=0.1, batch_size=30, l2=0.0, n_train=1000, steps=1000)
+PRESETS = {"net": NET}
 
 
 def run(cfg: Config):
@@ -96,3 +97,4 @@ def main(cfg: Config, out: pathlib.Path) -> None:
     path.write_text(json.dumps({"config": dataclasses.asdict(cfg),
                                 **{k: _plain(v) for k, v in result.items()}}, indent=1))
     print(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
+

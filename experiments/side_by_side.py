@@ -8,7 +8,7 @@ final parameters (exact Hessian; a minimum is not guaranteed after finite traini
 evidence of the final point). Each SDE's distribution is compared with SGD's by the two-sample
 Kolmogorov-Smirnov statistic and its p-value (scipy.stats.ks_2samp); trajectories are drawn with
 s.e. bands. Quick: the linear model (binary task, N = 800), eps = 0.1, B = 10, lam = 1, 1,000
-steps, 24 seeds. `--model net`: the 784-800-10 net, N = 1000, eps = 0.1, B = 30, m = 0.9 (slower).
+steps, 24 seeds. `--preset net`: the 784-800-10 net, N = 1000, eps = 0.1, B = 30, m = 0.9, 8 seeds (slower).
 """
 
 import dataclasses
@@ -57,6 +57,7 @@ class Config:
 EXPERIMENT = "side-by-side"
 QUICK = Config()
 NET = Config(model="net", lr=0.1, batch_size=30, momentum=0.9, l2=0.0, n_train=1000, seeds=8, steps=500)
+PRESETS = {"net": NET}
 TINY = Config(steps=20, record_every=10, seeds=3, n_train=100, batch_size=10, refinements=(1, 2))
 
 
