@@ -12,7 +12,7 @@ import pytest
 
 from experiments._sweep import Results, run_sweep
 
-FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order", "side-by-side"]
+FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order", "side-by-side", "collapse"]
 
 
 def _cli(*args, cwd, **kwargs):
