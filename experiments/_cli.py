@@ -10,7 +10,7 @@ import os
 import pathlib
 import sys
 
-from . import collapse, compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure, side_by_side, weak_order
+from . import bopt_prediction, collapse, compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure, side_by_side, weak_order
 
 EXPERIMENTS = {
     "fig1": (fig1_2, "Figs 1-2: linear model, random vs informative labels, against lam"),
@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "fig9": (fig9, "Fig 9: gradient noise of single examples vs batches of 30, normality statistic"),
     "side-by-side": (side_by_side, "SGD and its SDE at equal g over many seeds, two-sample tests (issue 5, study 1)"),
     "collapse": (collapse, "test accuracy against g for pairs (eps, B) at equal g, SGD and SDE (issue 5, study 2)"),
+    "bopt-prediction": (bopt_prediction, "does B_simple or eps N/((1-m) g_opt) predict B_opt? (issue 5, study 6)"),
     "weak-order": (weak_order, "weak order of Euler-Maruyama on the quadratic (issue 5, study 4, part)"),
     "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
     "measure": (measure, "train a model, then measure sharpness, evidence and gradient noise scale"),

@@ -126,3 +126,15 @@ def test_euler_maruyama_weak_order_one_on_the_quadratic():
     errors = [abs(weak_order.exact_em(cfg, r) - reference) for r in (16, 32, 64)]
     ratios = [errors[0] / errors[1], errors[1] / errors[2]]
     assert all(abs(q - 2) < 0.1 for q in ratios), ratios
+
+
+def test_bopt_prediction_reads_a_sweep(tmp_path):
+    """Study 6 runs on a Fig 4 sweep's rows in the same folder, and refuses to run without them."""
+    missing = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert missing.returncode == 2 and "fig4.jsonl not found" in missing.stderr
+    assert not list(tmp_path.iterdir())
+    assert _cli("fig4", "--tiny", "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+    result = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads((tmp_path / "bopt-prediction.json").read_text())
+    assert len(numbers["along_training"]) == 2 and numbers["along_training"][0]["b_simple"] > 0
