@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         for name, (_, text) in EXPERIMENTS.items():
-            print(f"{name:<12}{text}")
+            print(f"{name:<17}{text}")
         return 0
     from models import DataError, load_mnist
     from sim import InputError
