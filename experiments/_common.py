@@ -6,6 +6,25 @@ import pathlib
 
 import numpy as np
 
+MODELS = ("logistic", "net")
+
+
+def check_model(name: str) -> None:
+    import sim
+
+    if name not in MODELS:
+        raise sim.InputError(f"model must be 'logistic' or 'net' (got {name!r})")
+
+
+def task(name: str, pool, *, n_train: int, seed: int = 0):
+    """(data, make_model(key)): 'logistic' is the paper's linear model on the binary task, 'net' the
+    784-800-10 net on all ten digits."""
+    import models
+
+    if name == "logistic":
+        return models.binary_task(pool, n_train=n_train, seed=seed), lambda key: models.LogisticRegression()
+    return models.multiclass_task(pool, n_train=n_train, seed=seed), lambda key: models.ShallowNet(key=key)
+
 
 def mean_se(values) -> tuple[float, float, int]:
     """Mean, standard error and count of the finite values."""

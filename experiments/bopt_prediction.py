@@ -15,7 +15,6 @@ import math
 import pathlib
 
 import jax.random as jr
-import numpy as np
 
 import models
 import sim

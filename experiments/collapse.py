@@ -37,8 +37,7 @@ class Config:
     mnist: str | None = None
 
     def validate(self):
-        if self.model not in ("logistic", "net"):
-            raise sim.InputError(f"model must be 'logistic' or 'net' (got {self.model!r})")
+        _common.check_model(self.model)
         for lr in self.lrs:
             sim._checks.positive("lr", lr)
         for g in self.noise_scales:
@@ -72,12 +71,8 @@ TINY = Config(lrs=(0.1, 0.2), noise_scales=(4.0,), sde_time=0.01, n_train=100, s
 def evaluate(points, seeds, pool):
     out = []
     for p in points:
-        if p["model"] == "logistic":
-            data = models.binary_task(pool, n_train=p["n_train"])
-            inits = [models.LogisticRegression() for _ in seeds]
-        else:
-            data = models.multiclass_task(pool, n_train=p["n_train"])
-            inits = [models.ShallowNet(key=jr.fold_in(jr.key(0), s)) for s in seeds]
+        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
+        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
         common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
                       steps=p["steps"], record_every=p["steps"])
         if p["dynamics"] == "sgd":

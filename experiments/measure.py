@@ -16,6 +16,8 @@ import jax.random as jr
 import models
 import sim
 
+from . import _common
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -33,8 +35,7 @@ class Config:
     mnist: str | None = None
 
     def validate(self):
-        if self.model not in ("logistic", "net"):
-            raise sim.InputError(f"model must be 'logistic' or 'net' (got {self.model!r})")
+        _common.check_model(self.model)
         sim.noise_scale(self.lr, self.n_train, self.batch_size, self.momentum)
         sim._checks.non_negative("l2", self.l2)
         for name in ("steps", "n_train", "k", "lanczos_steps"):
@@ -55,12 +56,8 @@ def run(cfg: Config):
     cfg.validate()
     pool = models.load_mnist(cfg.mnist)
     init_key, sgd_key, measure_key = jr.split(jr.key(cfg.seed), 3)
-    if cfg.model == "logistic":
-        data = models.binary_task(pool, n_train=cfg.n_train, seed=cfg.seed)
-        model = models.LogisticRegression()
-    else:
-        data = models.multiclass_task(pool, n_train=cfg.n_train, seed=cfg.seed)
-        model = models.ShallowNet(key=init_key)
+    data, make_model = _common.task(cfg.model, pool, n_train=cfg.n_train, seed=cfg.seed)
+    model = make_model(init_key)
     traj = sim.run_sgd(model, data, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum,
                        l2=cfg.l2, steps=cfg.steps, key=sgd_key, record_every=cfg.steps)
     if traj.diverged[0]:

@@ -42,8 +42,7 @@ class Config:
     mnist: str | None = None
 
     def validate(self):
-        if self.model not in ("logistic", "net"):
-            raise sim.InputError(f"model must be 'logistic' or 'net' (got {self.model!r})")
+        _common.check_model(self.model)
         sim.noise_scale(self.lr, self.n_train, self.batch_size, self.momentum)
         sim._checks.non_negative("l2", self.l2)
         for name in ("steps", "record_every"):
@@ -61,18 +60,10 @@ PRESETS = {"net": NET}
 TINY = Config(steps=20, record_every=10, seeds=3, n_train=100, batch_size=10, refinements=(1, 2))
 
 
-def _task(point, pool):
-    if point["model"] == "logistic":
-        data = models.binary_task(pool, n_train=point["n_train"])
-        return data, lambda key: models.LogisticRegression()
-    data = models.multiclass_task(pool, n_train=point["n_train"])
-    return data, lambda key: models.ShallowNet(key=key)
-
-
 def evaluate(points, seeds, pool):
     out = []
     for p in points:
-        data, make = _task(p, pool)
+        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
         inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
         common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
                       steps=p["steps"], record_every=p["record_every"])

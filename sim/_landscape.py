@@ -22,6 +22,7 @@ from models import Dataset, Model
 from . import _checks
 from ._flat import FlatModel
 from ._noise import gradient_covariance_trace
+from ._run import check_data_fits
 
 EXACT_MAX_PARAMS = 4000
 
@@ -51,15 +52,8 @@ class Evidence(NamedTuple):
 def _split(model: Model, data: Dataset):
     if not isinstance(model, Model):
         raise _checks.InputError(f"model must be a models.Model (got {type(model).__name__})")
-    if not isinstance(data, Dataset):
-        raise _checks.InputError(f"data must be a models.Dataset (got {type(data).__name__})")
     flat, w = FlatModel.split(model)
-    try:
-        jax.eval_shape(lambda v: flat.losses(v, data.x_train[:1], data.y_train[:1]), w)
-    except Exception as err:
-        raise _checks.InputError(
-            f"data: inputs of shape {tuple(data.x_train.shape[1:])} do not fit the model ({err})"
-        ) from None
+    check_data_fits(flat, w, data)
     return flat, w
 
 

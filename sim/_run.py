@@ -55,15 +55,25 @@ def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
             raise _checks.InputError("model: every model of an ensemble must share one architecture")
         w0 = jnp.stack([p[1] for p in pairs])
         n_seeds = len(models)
+    check_data_fits(flat, w0[0], data)
+    return flat, w0, jr.split(key, n_seeds)
+
+
+def check_data_fits(flat: FlatModel, w, data: Dataset) -> None:
+    """One clear InputError if `data` is not a Dataset or its inputs do not fit the model."""
     if not isinstance(data, Dataset):
         raise _checks.InputError(f"data must be a models.Dataset (got {type(data).__name__})")
     try:
-        jax.eval_shape(lambda w: flat.losses(w, data.x_train[:1], data.y_train[:1]), w0[0])
+        jax.eval_shape(lambda v: flat.losses(v, data.x_train[:1], data.y_train[:1]), w)
     except Exception as err:
         raise _checks.InputError(
             f"data: inputs of shape {tuple(data.x_train.shape[1:])} do not fit the model ({err})"
         ) from None
-    return flat, w0, jr.split(key, n_seeds)
+
+
+def record_interval(record_every: int | None, steps: int) -> int:
+    """The record interval, by default steps // 20 (at least 1)."""
+    return _checks.integer("record_every", record_every if record_every is not None else max(1, steps // 20))
 
 
 def scan_records(advance, measure, state, *, steps: int, record_every: int):

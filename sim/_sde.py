@@ -118,9 +118,7 @@ def run_sde(
     steps = _checks.integer("steps", steps)
     refinement = _checks.integer("refinement", refinement)
     batch_size = _checks.batch_size(batch_size, data.n_train)
-    record_every = _checks.integer(
-        "record_every", record_every if record_every is not None else max(1, steps // 20)
-    )
+    record_every = _run.record_interval(record_every, steps)
     if backend not in ("diffrax", "scan"):
         raise _checks.InputError(f"backend must be 'diffrax' or 'scan' (got {backend!r})")
     if scheme not in ("euler", "semi-implicit"):

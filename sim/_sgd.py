@@ -64,9 +64,7 @@ def run_sgd(
     l2s = _run.per_run("l2", l2, _checks.non_negative)
     steps = _checks.integer("steps", steps)
     batch_size = _checks.batch_size(batch_size, data.n_train)
-    record_every = _checks.integer(
-        "record_every", record_every if record_every is not None else max(1, steps // 20)
-    )
+    record_every = _run.record_interval(record_every, steps)
     runs = {len(v) for v in (lrs, moms, l2s) if len(v) > 1}
     if len(runs) > 1:
         raise _checks.InputError("lr, momentum and l2 given per run must have the same length")

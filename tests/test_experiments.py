@@ -56,8 +56,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     resumed = _cli(*args, str(killed), cwd=tmp_path)
     assert resumed.returncode == 0 and f"{partial} of 5 points already in" in resumed.stdout
     assert _cli(*args, str(clean), cwd=tmp_path).returncode == 0
-    strip = lambda rows: [{k: v for k, v in r.items()} for r in rows]  # noqa: E731
-    assert strip(_rows(results)) == strip(_rows(clean / "fig4.jsonl"))
+    assert _rows(results) == _rows(clean / "fig4.jsonl")
 
 
 def test_half_written_row_is_cut_and_recomputed(tmp_path):
