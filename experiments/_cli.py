@@ -5,12 +5,15 @@ Every experiment module has a frozen `Config` dataclass, `QUICK` and `TINY` inst
 """
 
 import argparse
+import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 import sys
 
-from . import bopt_prediction, collapse, compare, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure, side_by_side, weak_order
+from . import (bopt_prediction, collapse, compare, departure, fig1_2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, measure,
+               noise_shape, side_by_side, weak_order)
 
 EXPERIMENTS = {
     "fig1": (fig1_2, "Figs 1-2: linear model, random vs informative labels, against lam"),
@@ -24,6 +27,8 @@ EXPERIMENTS = {
     "fig9": (fig9, "Fig 9: gradient noise of single examples vs batches of 30, normality statistic"),
     "side-by-side": (side_by_side, "SGD and its SDE at equal g over many seeds, two-sample tests (issue 5, study 1)"),
     "collapse": (collapse, "test accuracy against g for pairs (eps, B) at equal g, SGD and SDE (issue 5, study 2)"),
+    "departure": (departure, "raise eps at fixed g until the SDE parts from SGD; noise-to-signal criterion (issue 5, study 3)"),
+    "noise-shape": (noise_shape, "gradient-shaped against isotropic noise: escape from a sharp minimum, net sharpness (issue 5, study 5)"),
     "bopt-prediction": (bopt_prediction, "does B_simple or eps N/((1-m) g_opt) predict B_opt? (issue 5, study 6)"),
     "weak-order": (weak_order, "weak order of Euler-Maruyama on the quadratic (issue 5, study 4, part)"),
     "compare": (compare, "SGD and its SDE side by side at the same noise scale g (shallow net)"),
@@ -80,6 +85,43 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+
+
+@contextlib.contextmanager
+def _timing():
+    """Wall time of a run and the part of it spent compiling: the union of JAX's tracing, lowering,
+    XLA-compile spans (reads from the persistent cache happen inside the last; nested traces are
+    counted once)."""
+    import time
+
+    from jax import monitoring
+
+    spans = []
+
+    def listen(event, start, end, **kwargs):
+        if event in _COMPILE_EVENTS:
+            spans.append((start, end))
+
+    monitoring.register_event_time_span_listener(listen)
+    start = time.time()
+
+    def report():
+        wall = time.time() - start
+        busy, reach = 0.0, -math.inf
+        for a, b in sorted(spans):
+            if b > reach:
+                busy += b - max(a, reach)
+                reach = b
+        return f"time: {wall:.1f} s wall, of which {busy:.1f} s ({100 * busy / wall:.0f}%) compiling"
+
+    try:
+        yield report
+    finally:
+        monitoring.unregister_event_time_span_listener(listen)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -107,7 +149,9 @@ def main(argv=None) -> int:
         if hasattr(cfg, "mnist") and (cfg.mnist is not None or os.environ.get("SGD_SDE_MNIST")):
             load_mnist(cfg.mnist)  # a missing or corrupt file fails here, before any output
         _enable_compilation_cache()
-        module.main(cfg, out)
+        with _timing() as report:
+            module.main(cfg, out)
+        print(report())
     except (InputError, DataError) as err:
         print(f"sgd-sde: error: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from ._data import Dataset as Dataset
 from ._data import MnistPool as MnistPool
 from ._data import binary_task as binary_task
 from ._data import embedded_mnist as embedded_mnist
+from ._data import escape_problem as escape_problem
 from ._data import load_mnist as load_mnist
 from ._data import multiclass_task as multiclass_task
 from ._data import quadratic_problem as quadratic_problem
@@ -16,3 +17,5 @@ from ._data import read_idx as read_idx
 from ._models import LogisticRegression as LogisticRegression
 from ._models import Quadratic as Quadratic
 from ._models import ShallowNet as ShallowNet
+from ._models import TwoWells as TwoWells
+from ._models import two_wells_profile as two_wells_profile

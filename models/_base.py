@@ -42,6 +42,11 @@ class Model(eqx.Module):
     def correct(self, x: Array, y: Array) -> Float[Array, ""]:
         """1.0 if the most probable class is y, else 0.0 (NaN where accuracy is undefined)."""
 
+    def grad_sq_norms(self, x: Array, y: Array) -> Float[Array, " n"] | None:
+        """Optional fast path: |grad_w l_i(w)|^2 for each example of a BATCH (x: (n, ...)), without
+        forming per-example gradients. None (the default) lets sim/ fall back to per-example VJPs."""
+        return None
+
 
 def softmax_cross_entropy(logits: Float[Array, " n"], label: Array) -> Float[Array, ""]:
     return jax.nn.logsumexp(logits) - logits[label]

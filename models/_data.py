@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ._models import Quadratic
+from ._models import Quadratic, TwoWells
 
 MNIST_ENV = "SGD_SDE_MNIST"
 
@@ -255,8 +255,16 @@ def quadratic_problem(hessian, noise_covariance, *, n_train: int, w0, seed: int 
     Returns (model, dataset); labels are unused zeros and the test set is the training set.
     """
     hessian = np.asarray(hessian, np.float64)
+    dtype = jnp.asarray(w0).dtype
+    model = Quadratic(jnp.asarray(w0, dtype), jnp.asarray(hessian, dtype), n_train)
+    return model, _linear_terms(noise_covariance, n_train, seed, dtype, "quadratic")
+
+
+def _linear_terms(noise_covariance, n_train: int, seed: int, dtype, name: str) -> Dataset:
+    """Per-example linear terms c_i (the "inputs") with sum_i c_i = 0 and sum_i c_i c_i^T/(N-1) = F
+    exactly; labels are unused zeros and the test set is the training set."""
     cov = np.asarray(noise_covariance, np.float64)
-    d = hessian.shape[0]
+    d = cov.shape[0]
     if n_train < d + 1:
         raise DataError(f"n_train must exceed the dimension ({d}) to realise a full-rank F")
     z = np.random.default_rng(seed).standard_normal((n_train, d))
@@ -265,9 +273,17 @@ def quadratic_problem(hessian, noise_covariance, *, n_train: int, w0, seed: int 
     whiten = evecs @ np.diag(evals**-0.5) @ evecs.T
     fe, fv = np.linalg.eigh(cov)
     cov_sqrt = fv @ np.diag(np.sqrt(np.clip(fe, 0, None))) @ fv.T
-    c = z @ whiten @ cov_sqrt
-    dtype = jnp.asarray(w0).dtype
-    model = Quadratic(jnp.asarray(w0, dtype), jnp.asarray(hessian, dtype), n_train)
-    x = jnp.asarray(c, dtype)
+    x = jnp.asarray(z @ whiten @ cov_sqrt, dtype)
     y = jnp.zeros((n_train,), jnp.int32)
-    return model, Dataset(x, y, x, y, 1, "quadratic")
+    return Dataset(x, y, x, y, 1, name)
+
+
+def escape_problem(noise_covariance, *, h_sharp: float, h_flat: float, distance: float, valley,
+                   n_train: int, seed: int = 0, dtype=None):
+    """A `TwoWells` started at its sharp minimum (w = 0) and its "data": per-example linear terms that
+    make the SGD noise covariance the given F at every w. Returns (model, dataset)."""
+    dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)
+    d = 1 + len(valley)
+    model = TwoWells(jnp.zeros((d,), dtype), h_sharp=h_sharp, h_flat=h_flat, distance=distance,
+                     valley=valley, n_train=n_train)
+    return model, _linear_terms(noise_covariance, n_train, seed, dtype, "two-wells")

@@ -34,6 +34,12 @@ class LogisticRegression(Model):
     def correct(self, x, y):
         return as_float((self.logit(x) > 0) == (y == 1), self.weight)
 
+    def grad_sq_norms(self, x, y):
+        # grad_w l_i = (sigma(logit_i) - y_i) (x_i, 1): its norm needs no per-example gradient.
+        residual = jax.nn.sigmoid(jax.vmap(self.logit)(x)) - y.astype(x.dtype)
+        extra = 0.0 if isinstance(self.bias, Constant) else 1.0
+        return residual**2 * (jnp.sum(x**2, axis=1) + extra)
+
 
 class ShallowNet(Model):
     """ReLU MLP mapping inputs to class logits; the paper's net is 784-800-10 (one hidden layer).
@@ -73,6 +79,26 @@ class ShallowNet(Model):
         logits = self.logits(x)
         return as_float(jnp.argmax(logits).astype(y.dtype) == y, logits)
 
+    def grad_sq_norms(self, x, y):
+        """Per-example |grad_w l_i|^2 in ONE backward pass: a dense layer's per-example gradient is
+        delta_i a_i^T (weight) and delta_i (bias), so its squared norm is |delta_i|^2 (|a_i|^2 + 1),
+        with a_i the layer's input and delta_i = dl_i/d(pre-activation), read off as the gradient of
+        sum_i l_i with respect to a zero shift added to each layer's pre-activations."""
+
+        def total(shifts):
+            h, inputs = x, []
+            for k, layer in enumerate(self.layers):
+                inputs.append(h)
+                z = h @ layer.weight.T + shifts[k]
+                z = z if layer.bias is None else z + layer.bias
+                h = jax.nn.relu(z) if k < len(self.layers) - 1 else z
+            return jnp.sum(jax.vmap(softmax_cross_entropy)(h, y)), inputs
+
+        shifts = [jnp.zeros((x.shape[0], layer.out_features), x.dtype) for layer in self.layers]
+        deltas, inputs = jax.grad(total, has_aux=True)(shifts)
+        return sum(jnp.sum(d**2, axis=1) * (jnp.sum(a**2, axis=1) + (layer.bias is not None))
+                   for d, a, layer in zip(deltas, inputs, self.layers))
+
 
 class Quadratic(Model):
     """Quadratic toy with known answers: l_i(w) = w^T A w / (2N) + c_i . w, sum_i c_i = 0.
@@ -97,3 +123,63 @@ class Quadratic(Model):
     def correct(self, x, y):
         del x, y
         return jnp.full((), jnp.nan, self.w.dtype)
+
+
+class TwoWells(Model):
+    """Escape toy (Zhu et al. 2019): a sharp and a flat minimum along w_1, quadratic valleys elsewhere.
+
+        U(w) = -ln( exp(-h_sharp w_1^2 / 2) + exp(-h_flat (w_1 - distance)^2 / 2) ) + 1/2 sum_j>1 h_j w_j^2,
+        l_i(w) = U(w)/N + c_i . w,   sum_i c_i = 0,
+
+    so C(w) = sum_i l_i = U(w), the Hessian at the sharp minimum is about diag(h_sharp, h_2, ...), and
+    the SGD noise covariance F = sum_i c_i c_i^T / (N - 1) is constant (see `models.escape_problem`).
+    "Accuracy" here is 1.0 while w_1 lies beyond the barrier between the wells (escaped), else 0.0.
+    """
+
+    w: Float[Array, " d"]
+    shape: Constant  # (h_sharp, h_flat, distance, barrier position, n_train)
+    valley: Constant  # (h_2, ..., h_d)
+
+    def __init__(self, w0, *, h_sharp: float, h_flat: float, distance: float, valley, n_train: int):
+        w0 = jnp.asarray(w0)
+        self.w = w0
+        barrier = two_wells_profile(h_sharp, h_flat, distance)["barrier_at"]
+        self.shape = Constant(jnp.asarray([h_sharp, h_flat, distance, barrier, n_train], w0.dtype))
+        self.valley = Constant(jnp.asarray(valley, w0.dtype))
+
+    def potential(self):
+        h_sharp, h_flat, distance, _, _ = self.shape.value
+        x = self.w[0]
+        wells = -jnp.logaddexp(-0.5 * h_sharp * x**2, -0.5 * h_flat * (x - distance) ** 2)
+        return wells + 0.5 * jnp.sum(self.valley.value * self.w[1:] ** 2)
+
+    def loss(self, x, y):
+        del y
+        return self.potential() / self.shape.value[4] + x @ self.w
+
+    def correct(self, x, y):
+        del x, y
+        return as_float(self.w[0] > self.shape.value[3], self.w)
+
+
+def two_wells_profile(h_sharp: float, h_flat: float, distance: float, points: int = 20001) -> dict:
+    """The 1-D profile U_1(x) of `TwoWells` along w_1, in float64 numpy: positions and curvatures of
+    the sharp minimum, the barrier and the flat minimum, and the barrier height seen from the sharp
+    minimum (for Kramers' escape rate)."""
+    import numpy as np
+
+    def u(x):
+        return -np.logaddexp(-0.5 * h_sharp * x**2, -0.5 * h_flat * (x - distance) ** 2)
+
+    def curvature(x, h=1e-4):
+        return (u(x + h) - 2 * u(x) + u(x - h)) / h**2
+
+    xs = np.linspace(-0.5 * distance, 1.5 * distance, points)
+    values = u(xs)
+    inner = (xs > 0) & (xs < distance)
+    barrier = float(xs[inner][np.argmax(values[inner])])
+    sharp = float(xs[xs < barrier][np.argmin(values[xs < barrier])])
+    flat = float(xs[xs > barrier][np.argmin(values[xs > barrier])])
+    return dict(sharp_at=sharp, barrier_at=barrier, flat_at=flat, height=float(u(barrier) - u(sharp)),
+                curvature_sharp=float(curvature(sharp)), curvature_barrier=float(curvature(barrier)),
+                curvature_flat=float(curvature(flat)), depth_difference=float(u(flat) - u(sharp)))

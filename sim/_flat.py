@@ -51,6 +51,19 @@ class FlatModel(eqx.Module):
         """grad_w sum_i weights_i l_i(w): one vector-Jacobian product."""
         return jax.grad(lambda v: jnp.dot(weights, self.losses(v, x, y)))(w)
 
+    def grad_sq_norms(self, w, x, y, chunk: int = 100) -> Float[Array, " n"]:
+        """|grad_w l_i(w)|^2 per example: the model's one-pass fast path where it has one, else
+        per-example VJPs, `chunk` examples at a time (never an N x p matrix)."""
+        fast = self.model(w).grad_sq_norms(x, y)
+        if fast is not None:
+            return fast
+
+        def squared_norm(xy):
+            g = jax.grad(lambda v: self.losses(v, xy[0][None], xy[1][None])[0])(w)
+            return jnp.dot(g, g)
+
+        return jax.lax.map(squared_norm, (x, y), batch_size=min(chunk, x.shape[0]))
+
     def metrics(self, w, data: Dataset, chunk: int = 2048) -> Float[Array, "3"]:
         """[train loss (mean l_i), test accuracy, test cross-entropy (mean l_i on test)]."""
         model = self.model(w)

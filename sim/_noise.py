@@ -3,7 +3,6 @@
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -47,9 +46,10 @@ class GradientNoise(AbstractNoise):
 class IsotropicNoise(AbstractNoise):
     """Noise covariance g (tr F(w) / p) I: the same total variance as F, spread evenly (Zhu et al. 2019).
 
-    tr F = (sum_i |grad l_i|^2 - |sum_i grad l_i|^2 / N) / (N - 1) is computed exactly from
-    per-example gradients, `chunk` examples at a time (never an N x p matrix), so each step costs
-    about N per-example gradients on top of the drift's VJP.
+    tr F = (sum_i |grad l_i|^2 - |sum_i grad l_i|^2 / N) / (N - 1) is computed exactly at every step.
+    The per-example norms come from the model's one-pass fast path where it has one (the linear model
+    and the ReLU net: a step then costs about two full-batch gradients), else from per-example
+    gradients, `chunk` examples at a time (never an N x p matrix).
     """
 
     chunk: int = eqx.field(static=True, default=100)
@@ -71,9 +71,5 @@ def gradient_covariance_trace(flat: FlatModel, w, x, y, *, chunk: int = 100, tot
     if total is None:
         total = flat.weighted_loss_grad(w, jnp.ones((n,), w.dtype), x, y)
 
-    def squared_norm(xy):
-        g = jax.grad(lambda v: flat.losses(v, xy[0][None], xy[1][None])[0])(w)
-        return jnp.dot(g, g)
-
-    sum_sq = jnp.sum(jax.lax.map(squared_norm, (x, y), batch_size=min(chunk, n)))
+    sum_sq = jnp.sum(flat.grad_sq_norms(w, x, y, chunk))
     return (sum_sq - jnp.dot(total, total) / n) / (n - 1)

@@ -1,0 +1,224 @@
+"""Study 3 of issue 5: where does the SDE stop tracking SGD?
+
+At a fixed noise scale g = eps (N/B - 1) (m = 0), eps climbs a ladder and B climbs with it
+(B = N / (g/eps + 1), rounded; the actual g is reported). Every point trains for the same SDE time T
+(steps = T N / eps) by SGD and by its SDE (Euler–Maruyama at dt = eps/(N r), for each r in
+`refinements`), from the same initialisations per seed. At each eps and for each SDE the difference of
+the final train loss, test accuracy and test cross-entropy is measured in standard errors (Welch:
+diff / sqrt(se_sgd^2 + se_sde^2)); the SDE "parts" from SGD at the first eps from which some metric
+differs by more than `threshold` s.e. (3 by default: with 3 metrics and ~7 rungs, a false alarm
+somewhere on the ladder has probability about 5%), or where one dynamics diverges and the other does not.
+
+Two predictions are computed from our own measurements at SGD's final parameters of every seed:
+- Li, Malladi & Arora (2021) ask that the gradient noise of a step dominate its signal. Our reading of
+  their noise-to-signal ratio, for B distinct examples of N:
+      NSR_B = tr Cov(batch-mean gradient) / |mean gradient|^2 = (1/B - 1/N) tr(Sigma) / |G|^2,
+  Sigma the per-example covariance (1/(N-1)) and G the mean gradient (prior included), i.e.
+  B_simple (1/B - 1/N). At fixed g, (1/B - 1/N) = g/(eps N), so NSR_B falls like 1/eps; the SDE is
+  predicted to part where NSR_B drops to 1 (log-log interpolation over the ladder).
+- Discretisation: SGD's step becomes unstable at eps * lambda_max(mean-loss Hessian) = 2; eps *
+  lambda_max at the parting rung is reported beside it.
+
+Quick: the linear model on the binary task (N = 800), lam = 1, g = 4, eps from 0.025 to 1 (SGD turns unstable near the top),
+T = 0.125, 16 seeds, SDE at r = 1 and r = 4 (r = 1 matches SGD's first two moments per step exactly,
+so any parting there is the non-Gaussianity of the batch noise; r = 4 is closer to the SDE proper).
+`--preset net`: the 784-800-10 net (N = 1000, lam = 0, g = 10, eps 0.05 ... 1.6, T = 0.1, 4 seeds,
+r = 2): about 10 minutes here, most of it the SDE's full pass over the data per step.
+"""
+
+import dataclasses
+import math
+import pathlib
+
+import jax.random as jr
+import numpy as np
+
+import models
+import sim
+
+from . import _common
+from ._sweep import run_sweep
+
+METRICS = ("train_loss", "test_accuracy", "test_xent")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: str = "logistic"
+    noise_scale: float = 4.0
+    lrs: tuple = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+    sde_time: float = 0.125
+    l2: float = 1.0
+    n_train: int = 800
+    seeds: int = 16
+    refinements: tuple = (1, 4)
+    threshold: float = 3.0
+    mnist: str | None = None
+
+    def validate(self):
+        _common.check_model(self.model)
+        sim._checks.positive("noise-scale", self.noise_scale)
+        if len(self.lrs) < 2 or list(self.lrs) != sorted(set(self.lrs)):
+            raise sim.InputError("lrs must be at least two increasing learning rates")
+        for lr in self.lrs:
+            sim._checks.positive("lrs", lr)
+        sim._checks.positive("sde-time", self.sde_time)
+        sim._checks.non_negative("l2", self.l2)
+        sim._checks.integer("n-train", self.n_train, low=2)
+        sim._checks.integer("seeds", self.seeds, low=2)
+        for r in self.refinements:
+            sim._checks.integer("refinements", r)
+        sim._checks.positive("threshold", self.threshold)
+        return self
+
+    def rungs(self):
+        out = []
+        for lr in self.lrs:
+            b = min(self.n_train, max(1, round(self.n_train / (self.noise_scale / lr + 1))))
+            out.append(dict(lr=lr, batch_size=b, steps=max(1, round(self.sde_time * self.n_train / lr)),
+                            g=sim.noise_scale(lr, self.n_train, b)))
+        return out
+
+
+EXPERIMENT = "departure"
+QUICK = Config()
+NET = Config(model="net", noise_scale=10.0, lrs=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6), sde_time=0.1, l2=0.0,
+             n_train=1000, seeds=4, refinements=(2,))
+PRESETS = {"net": NET}
+TINY = Config(lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=(1, 2))
+
+
+def evaluate(points, seeds, pool):
+    out = []
+    for p in points:
+        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
+        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
+        common = dict(lr=p["lr"], batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"],
+                      record_every=p["steps"])
+        if p["dynamics"] == "sgd":
+            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
+        else:
+            traj = sim.run_sde(inits, data, key=jr.key(2), refinement=p["refinement"], **common)
+        per_seed = []
+        for s in range(len(seeds)):
+            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS}
+            row.update(diverged=bool(traj.diverged[s]),
+                       diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
+            if p["dynamics"] == "sgd" and not traj.diverged[s]:
+                model = traj.model(s)
+                scale = sim.gradient_noise_scale(model, data, key=jr.key(3), l2=p["l2"], probes=2)
+                row.update(b_simple=scale.b_simple,
+                           nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
+                           top_eigenvalue=float(sim.hessian_top_eigenvalues(
+                               model, data, key=jr.key(4), k=1, lanczos_steps=20)[0]))
+            per_seed.append(row)
+        out.append(per_seed)
+    return out
+
+
+def compare(sgd_rows, sde_rows):
+    """Per metric: (SGD mean, s.e.), (SDE mean, s.e.), difference in s.e.; and the diverged counts."""
+    a = [r for r in sgd_rows if not r["diverged"]]
+    b = [r for r in sde_rows if not r["diverged"]]
+    out = dict(diverged=(len(sgd_rows) - len(a), len(sde_rows) - len(b)))
+    for m in METRICS:
+        (ma, sa, na), (mb, sb, nb) = _common.mean_se([r[m] for r in a]), _common.mean_se([r[m] for r in b])
+        z = (mb - ma) / math.hypot(sa, sb) if na > 1 and nb > 1 and math.hypot(sa, sb) > 0 else math.nan
+        out[m] = dict(sgd=(ma, sa), sde=(mb, sb), z=z)
+    return out
+
+
+def parts(c, threshold) -> bool:
+    sgd_div, sde_div = c["diverged"]
+    if (sgd_div == 0) != (sde_div == 0):
+        return True
+    return any(abs(c[m]["z"]) > threshold for m in METRICS if not math.isnan(c[m]["z"]))
+
+
+def crossing(xs, ys, level=1.0):
+    """First x where the log-log interpolation of ys (falling) reaches `level`; None if it never does
+    inside the ladder (then the bound is reported instead)."""
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y0 >= level >= y1 and y0 > 0 and y1 > 0 and y0 != y1:
+            t = math.log(y0 / level) / math.log(y0 / y1)
+            return float(math.exp(math.log(x0) + t * math.log(x1 / x0)))
+    return None
+
+
+def main(cfg: Config, out: pathlib.Path) -> None:
+    cfg.validate()
+    pool = models.load_mnist(cfg.mnist)
+    base = dict(model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=pool.source)
+    rungs = cfg.rungs()
+    points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
+    points += [dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs]
+    rows = run_sweep(EXPERIMENT, out, points, seeds=list(range(cfg.seeds)),
+                     evaluate=lambda pts, seeds: evaluate(pts, seeds, pool), chunk_size=1)
+    groups = _common.group_rows(rows, lambda c: (c["dynamics"], c["refinement"], c["lr"]))
+    lrs = list(cfg.lrs)
+    nsr, lam_max = [], []
+    for lr in lrs:
+        sgd = [r for r in groups[("sgd", 1, lr)] if not r["diverged"]]
+        nsr.append(_common.mean_se([r["nsr"] for r in sgd])[0])
+        lam_max.append(_common.mean_se([r["top_eigenvalue"] for r in sgd])[0])
+    finite_nsr = [(x, y) for x, y in zip(lrs, nsr) if np.isfinite(y)]
+    predicted = crossing([x for x, _ in finite_nsr], [y for _, y in finite_nsr])
+    summary = dict(rungs=rungs, nsr=nsr, lambda_max=lam_max, nsr_predicted_lr=predicted, sde={})
+    for r in cfg.refinements:
+        comparisons = [compare(groups[("sgd", 1, lr)], groups[("sde", r, lr)]) for lr in lrs]
+        flags = [parts(c, cfg.threshold) for c in comparisons]
+        # Parting is where the SDE stops tracking for good: the first rung from which every higher
+        # rung parts too (an isolated flag below it is reported but is not the parting point).
+        parted = next((lr for k, lr in enumerate(lrs) if all(flags[k:])), None)
+        summary["sde"][f"r={r}"] = dict(comparisons=comparisons, parts=flags, parted_lr=parted)
+    plt = _common.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    styles = dict(train_loss="-", test_accuracy=":", test_xent="--")
+    for j, r in enumerate(cfg.refinements):
+        cs = summary["sde"][f"r={r}"]["comparisons"]
+        for m in METRICS:
+            axes[0].plot(lrs, [abs(c[m]["z"]) for c in cs], marker="o", ms=3, color=f"C{j}", ls=styles[m],
+                         label=f"r={r} {m.replace('_', ' ')}")
+        axes[1].errorbar(lrs, [c["test_accuracy"]["sde"][0] for c in cs],
+                         yerr=[c["test_accuracy"]["sde"][1] for c in cs], color=f"C{j}", marker="s", ms=4,
+                         label=f"SDE r={r}")
+    cs = summary["sde"][f"r={cfg.refinements[0]}"]["comparisons"]
+    axes[1].errorbar(lrs, [c["test_accuracy"]["sgd"][0] for c in cs], yerr=[c["test_accuracy"]["sgd"][1] for c in cs],
+                     color="k", marker="o", ms=4, label="SGD")
+    axes[1].set_title("test accuracy at equal SDE time")
+    axes[1].legend(fontsize=8)
+    axes[0].axhline(cfg.threshold, color="k", lw=0.8)
+    axes[0].set_yscale("symlog", linthresh=1)
+    axes[0].set_title("|SDE - SGD| in standard errors")
+    axes[0].legend(fontsize=6)
+    axes[2].plot(lrs, nsr, "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
+    axes[2].plot(lrs, [lr * h / 2 for lr, h in zip(lrs, lam_max)], "s--", color="C4", label="eps λmax / 2 (1 = unstable)")
+    axes[2].axhline(1, color="k", lw=0.8)
+    axes[2].set_yscale("log")
+    axes[2].set_title("at SGD's final parameters")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("eps (B rises with it, g fixed)")
+    caption = (f"{cfg.model}, N = {cfg.n_train}, g = {cfg.noise_scale:g}, lam = {cfg.l2}, T = {cfg.sde_time:g}, "
+               f"{cfg.seeds} seeds, same initialisation per seed; B = {', '.join(str(q['batch_size']) for q in rungs)}.")
+    _common.save(fig, out, "departure", summary, caption)
+    print(f"where the SDE stops tracking SGD ({cfg.model}, g = {cfg.noise_scale:g}, T = {cfg.sde_time:g}, "
+          f"{cfg.seeds} seeds): SDE - SGD in s.e. per rung")
+    print(f"  {'eps':>6}{'B':>5}{'NSR_B':>8}{'eps λ/2':>9}  " + "  ".join(
+        f"{'r=' + str(r) + ' loss/acc/xent':>22}" for r in cfg.refinements))
+    for k, q in enumerate(rungs):
+        cells = []
+        for r in cfg.refinements:
+            c = summary["sde"][f"r={r}"]["comparisons"][k]
+            mark = "*" if summary["sde"][f"r={r}"]["parts"][k] else " "
+            cells.append(f"{c['train_loss']['z']:>7.1f}{c['test_accuracy']['z']:>6.1f}{c['test_xent']['z']:>7.1f}{mark}"
+                         + (f" div {c['diverged'][0]}/{c['diverged'][1]}" if any(c["diverged"]) else ""))
+        print(f"  {q['lr']:>6g}{q['batch_size']:>5}{nsr[k]:>8.3g}{q['lr'] * lam_max[k] / 2:>9.3g}  " + "  ".join(
+            f"{cell:>22}" for cell in cells))
+    for r in cfg.refinements:
+        parted = summary["sde"][f"r={r}"]["parted_lr"]
+        print(f"  SDE r={r}: parts from SGD from eps = {parted}" if parted is not None
+              else f"  SDE r={r}: tracks SGD over the whole ladder (no {cfg.threshold:g} s.e. departure to its top)")
+    print("  NSR_B = 1 (Li-Malladi-Arora criterion, our reading) at eps = "
+          + (f"{predicted:.3g}" if predicted is not None else f"none inside the ladder (NSR_B from {nsr[0]:.3g} to {nsr[-1]:.3g})"))
