@@ -63,7 +63,7 @@ class Config:
 EXPERIMENT = "collapse"
 QUICK = Config()
 NET = Config(model="net", momentum=0.9, l2=0.0, n_train=1000, noise_scales=(10.0, 30.0, 100.0),
-             lrs=(0.025, 0.05, 0.1), sde_time=0.1, seeds=4)
+             lrs=(0.05, 0.1, 0.2), sde_time=0.05, seeds=4)
 PRESETS = {"net": NET}
 TINY = Config(lrs=(0.1, 0.2), noise_scales=(4.0,), sde_time=0.01, n_train=100, seeds=2)
 

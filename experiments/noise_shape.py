@@ -224,6 +224,7 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         axes[1].set_title("net: test accuracy (bands: s.e.)")
         axes[1].legend(fontsize=8)
         axes[2].set_xscale("log")
+        axes[2].xaxis.set_minor_formatter(plt.NullFormatter())
         axes[2].set_xlabel("top Hessian eigenvalue (mean loss), final")
         axes[2].set_ylabel("final test accuracy")
         axes[2].set_title("net: sharpness against accuracy, per seed")

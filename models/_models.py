@@ -96,7 +96,7 @@ class ShallowNet(Model):
 
         shifts = [jnp.zeros((x.shape[0], layer.out_features), x.dtype) for layer in self.layers]
         deltas, inputs = jax.grad(total, has_aux=True)(shifts)
-        return sum(jnp.sum(d**2, axis=1) * (jnp.sum(a**2, axis=1) + (layer.bias is not None))
+        return sum(jnp.sum(d**2, axis=1) * (jnp.sum(a**2, axis=1) + (0.0 if layer.bias is None else 1.0))
                    for d, a, layer in zip(deltas, inputs, self.layers))
 
 

@@ -29,7 +29,9 @@ class SGDNoiseTerm(dfx.AbstractTerm):
     The noise model computes -dC/dw dt + sqrt(g) L dW; for `GradientNoise` that is one weighted VJP,
     so a step costs one full-batch gradient. The Brownian increment of step k is
     sqrt(dt) * normal(fold_in(key, k)) with k = round(t0 / dt): deterministic for a key, independent
-    across steps, and exact in float32 and float64 alike.
+    across steps, and exact in float32 and float64 alike. With `fine` = q > 1 it is instead the sum of
+    the q increments of a q-times finer grid (indices k q ... k q + q - 1), so runs at different dt
+    share ONE Brownian path (coupled levels, for weak-error estimates by paired differences).
     """
 
     flat: FlatModel
@@ -39,10 +41,16 @@ class SGDNoiseTerm(dfx.AbstractTerm):
     n_brownian: int = eqx.field(static=True)
     second_order: bool = eqx.field(static=True)
     semi_implicit: bool = eqx.field(static=True, default=False)
+    fine: int = eqx.field(static=True, default=1)
 
     def contr(self, t0, t1, **kwargs):
         index = jnp.round(t0 / self.dt).astype(jnp.int32)
-        z = jr.normal(jr.fold_in(self.key, index), (self.n_brownian,), self.dt.dtype)
+        if self.fine == 1:
+            z = jr.normal(jr.fold_in(self.key, index), (self.n_brownian,), self.dt.dtype)
+        else:
+            sub = jax.vmap(lambda j: jr.normal(jr.fold_in(self.key, index * self.fine + j), (self.n_brownian,),
+                                               self.dt.dtype))(jnp.arange(self.fine, dtype=jnp.int32))
+            z = jnp.sum(sub, axis=0) / np.sqrt(self.fine)
         h = t1 - t0
         return h, jnp.sqrt(h) * z
 
@@ -90,6 +98,7 @@ def run_sde(
     backend: str = "diffrax",
     scheme: str = "euler",
     seed_batching: str = "auto",
+    brownian_resolution: int | None = None,
     progress=None,
 ) -> Trajectory:
     """Euler–Maruyama integration of the SDE that SGD(lr, batch_size, momentum, l2) approximates.
@@ -109,7 +118,10 @@ def run_sde(
     of one SGD step. `noise`: `GradientNoise()` (g F, the paper's) or `IsotropicNoise()` (same
     trace). scheme (second order only): "euler" (Euler–Maruyama: w moves with the old u) or
     "semi-implicit" (w moves with the new u, as in momentum SGD). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
-    `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`. Other arguments as `run_sgd`; a seed whose state
+    `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`. brownian_resolution R
+    (a multiple of `refinement`): draw each increment as the sum of R/r increments of the grid at
+    refinement R, so that runs at r = 1, 2, ..., R with the same key follow the same Brownian path (the
+    default draws each level's increments independently). Other arguments as `run_sgd`; a seed whose state
     turns non-finite stops there and is marked diverged.
     """
     lr = _checks.positive("lr", lr)
@@ -117,6 +129,12 @@ def run_sde(
     l2 = _checks.non_negative("l2", l2)
     steps = _checks.integer("steps", steps)
     refinement = _checks.integer("refinement", refinement)
+    if brownian_resolution is None:
+        brownian_resolution = refinement
+    brownian_resolution = _checks.integer("brownian_resolution", brownian_resolution)
+    if brownian_resolution % refinement:
+        raise _checks.InputError(f"brownian_resolution must be a multiple of refinement ({refinement}); "
+                                 f"got {brownian_resolution}")
     batch_size = _checks.batch_size(batch_size, data.n_train)
     record_every = _run.record_interval(record_every, steps)
     if backend not in ("diffrax", "scan"):
@@ -142,11 +160,11 @@ def run_sde(
             flat, noise, w0, keys, data, hyper,
             steps=steps, record_every=record_every, refinement=refinement,
             second_order=second_order, semi_implicit=scheme == "semi-implicit", backend=backend,
-            mode=mode,
+            mode=mode, fine=brownian_resolution // refinement,
         )
     config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2, n_train=n,
                   n_seeds=w0.shape[0], record_every=record_every, refinement=refinement,
-                  noise=type(noise).__name__, backend=backend,
+                  noise=type(noise).__name__, backend=backend, brownian_resolution=brownian_resolution,
                   scheme=scheme if second_order else "euler",
                   noise_scale=lr * (n / batch_size - 1) / (1 - momentum))
     return _run.to_trajectory("sde", flat, records, record_steps, unit, params, div, config)
@@ -160,14 +178,14 @@ def _not_finite(t, y, args, **kwargs):
 
 @eqx.filter_jit
 def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, refinement,
-                  second_order, semi_implicit, backend, mode):
+                  second_order, semi_implicit, backend, mode, fine):
     l2, g, gamma, dt = hyper
     n_brownian = noise.brownian_dim(data.n_train, w0.shape[-1])
     args = (data.x_train, data.y_train, l2, g, gamma)
 
     def one_seed(state, key, start, length):
         y, div = state
-        term = SGDNoiseTerm(flat, noise, key, dt, n_brownian, second_order, semi_implicit)
+        term = SGDNoiseTerm(flat, noise, key, dt, n_brownian, second_order, semi_implicit, fine)
         n_sub = length * refinement
         ts = (start * refinement + jnp.arange(n_sub + 1, dtype=jnp.int32)).astype(dt.dtype) * dt
         if backend == "diffrax":

@@ -12,7 +12,8 @@ import pytest
 
 from experiments._sweep import Results, run_sweep
 
-FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order", "side-by-side", "collapse"]
+FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order", "side-by-side", "collapse",
+           "departure", "noise-shape"]
 
 
 def _cli(*args, cwd, **kwargs):
@@ -137,3 +138,13 @@ def test_bopt_prediction_reads_a_sweep(tmp_path):
     assert result.returncode == 0, result.stderr
     numbers = json.loads((tmp_path / "bopt-prediction.json").read_text())
     assert len(numbers["along_training"]) == 2 and numbers["along_training"][0]["b_simple"] > 0
+
+
+def test_departure_crossing_is_exact_for_a_power_law():
+    """NSR_B falls like 1/eps at fixed g: on ys = 10/x the log-log interpolation must find 1 at x = 10
+    exactly, and report None when the ladder never reaches it."""
+    from experiments.departure import crossing
+
+    xs = [1.0, 3.0, 30.0, 100.0]
+    assert crossing(xs, [10 / x for x in xs]) == pytest.approx(10.0, rel=1e-12)
+    assert crossing(xs[:2], [10 / x for x in xs[:2]]) is None

@@ -197,3 +197,53 @@ def test_newton_minimum_equals_numpy_newton():
         assert found.converged and found.cost == pytest.approx(cost, rel=1e-8)
         got = np.append(np.asarray(found.model.weight), float(found.model.bias))
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("which", ["net-depth-2", "logistic", "logistic-no-bias"])
+def test_one_pass_gradient_norms_equal_per_example_gradients(which):
+    """The one-backward-pass |grad l_i|^2 (dense layers: |delta_i|^2 (|a_i|^2 + 1)) against explicit
+    per-example gradients, float64: equal to rounding (1e-12 relative)."""
+    from sim._flat import FlatModel
+
+    make = {"net-depth-2": lambda: models.ShallowNet(20, 16, 5, depth=2, key=jr.key(0), dtype=jnp.float64),
+            "logistic": lambda: models.LogisticRegression(20, dtype=jnp.float64),
+            "logistic-no-bias": lambda: models.LogisticRegression(20, bias=False, dtype=jnp.float64)}[which]
+    flat, w = FlatModel.split(make())
+    w = w + 0.3 * jr.normal(jr.key(1), w.shape, w.dtype)
+    x = jr.normal(jr.key(2), (33, 20), jnp.float64)
+    y = jr.randint(jr.key(3), (33,), 0, 2)
+    fast = flat.grad_sq_norms(w, x, y)
+    slow = jax.vmap(lambda xi, yi: jnp.sum(jax.grad(lambda v: flat.losses(v, xi[None], yi[None])[0])(w) ** 2))(x, y)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), rtol=1e-12)
+
+
+def test_two_wells_toy():
+    """The escape toy: sum_i l_i = U exactly, the centred per-example gradients have covariance F (the
+    c_i), and the profile's sharp minimum, barrier and flat minimum are stationary points of U_1 whose
+    curvatures match autodiff (tolerances: the profile's grid step, 1e-4 of the range, and the finite-
+    difference step)."""
+    from sim._flat import FlatModel
+
+    cov = np.diag([2.0, 0.2, 0.1])
+    model, data = models.escape_problem(cov, h_sharp=50.0, h_flat=2.0, distance=2.0, valley=(5.0, 2.5),
+                                        n_train=40, dtype=jnp.float64)
+    flat, _ = FlatModel.split(model)
+    w = jnp.asarray([0.3, -0.2, 0.1])
+    assert float(jnp.sum(flat.losses(w, data.x_train, data.y_train))) == pytest.approx(
+        float(flat.model(w).potential()), rel=1e-12)
+    grads = jax.vmap(lambda xi: jax.grad(lambda v: flat.losses(v, xi[None], jnp.zeros((1,), jnp.int32))[0])(w))(
+        data.x_train)
+    centred = np.asarray(grads - grads.mean(0))
+    np.testing.assert_allclose(centred.T @ centred / 39, cov, atol=1e-12)
+    prof = models.two_wells_profile(50.0, 2.0, 2.0)
+
+    def u1(x):
+        return flat.model(jnp.asarray([x, 0.0, 0.0])).potential()
+
+    for where, curv in (("sharp_at", "curvature_sharp"), ("barrier_at", "curvature_barrier"), ("flat_at", "curvature_flat")):
+        x = prof[where]
+        slope, second = float(jax.grad(u1)(x)), float(jax.grad(jax.grad(u1))(x))
+        assert abs(slope) < abs(second) * 2e-4 + 1e-9, where
+        assert prof[curv] == pytest.approx(second, rel=1e-3), where
+    assert prof["curvature_barrier"] < 0 < prof["height"]
+    assert float(model.correct(None, None)) == 0.0  # starts in the sharp well

@@ -96,3 +96,20 @@ def test_bad_input_names_the_parameter(kwargs, name):
     if "refinement" not in kwargs and name != "steps" and name != "l2":
         with pytest.raises(sim.InputError, match=rf"^{name} must"):
             sim.noise_scale(**{"lr": 0.1, "n_train": N, "batch_size": 2, **{k: v for k, v in kwargs.items()}})
+
+
+def test_isotropic_noise_one_step_moments():
+    """IsotropicNoise: one EM step at dt = eps/N has mean -(eps/N) grad C (as the F-shaped noise) and
+    covariance g dt (tr F / p) I, with tr F the exact per-example trace (dense F here). Same 5
+    Monte-Carlo s.e. tolerance as above; the off-diagonal must vanish within it too, which F-shaped
+    noise (F is not diagonal here) would fail on at least one entry."""
+    updates, full, fisher = _one_step(sim.run_sde, noise=sim.IsotropicNoise())
+    p = fisher.shape[0]
+    dt, g = LR / N, sim.noise_scale(LR, N, B)
+    mean = -dt * full
+    cov = g * dt * np.trace(fisher) / p * np.eye(p)
+    assert np.all(np.abs(updates.mean(axis=0) - mean) < 5 * np.sqrt(np.diag(cov) / SAMPLES))
+    emp, se = second_moment_with_se(updates, mean)
+    assert np.all(np.abs(emp - cov) < 5 * se + 1e-15)
+    shaped = g * dt * fisher
+    assert np.any(np.abs(emp - shaped) > 10 * se)

@@ -142,3 +142,20 @@ def test_per_run_hyperparameters_equal_separate_runs():
         np.testing.assert_allclose(grouped.params[run], alone.params[run], rtol=1e-12)
         np.testing.assert_allclose(grouped.test_xent[run], alone.test_xent[run], rtol=1e-12)
     assert grouped.config["lr"] == [0.1, 0.3] and grouped.time.shape == (2, 3)
+
+
+def test_coupled_levels_share_one_brownian_path():
+    """brownian_resolution = R: every level's increment is the sum of the R-level increments. With no
+    drift (A = 0), w_T = w0 + sqrt(g) L W_T for ANY dt, so r = 1, 2, 4 on one key must end at the same
+    point to rounding; without coupling (independent levels) they differ by O(1) noise. At r = R the
+    coupled run is the plain run (same increments)."""
+    model, data = models.quadratic_problem(np.zeros((2, 2)), np.eye(2), n_train=40, w0=jnp.zeros(2))
+    kw = dict(lr=0.5, batch_size=8, steps=6, key=jr.key(5), n_seeds=3)
+    finals = [sim.run_sde(model, data, refinement=r, brownian_resolution=4, **kw).params for r in (1, 2, 4)]
+    np.testing.assert_allclose(finals[0], finals[2], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(finals[1], finals[2], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(finals[2], sim.run_sde(model, data, refinement=4, **kw).params)
+    independent = sim.run_sde(model, data, refinement=1, **kw).params
+    assert np.abs(independent - finals[2]).max() > 0.1 * np.abs(finals[2]).max()
+    with pytest.raises(sim.InputError, match="^brownian_resolution must be a multiple"):
+        sim.run_sde(model, data, refinement=3, brownian_resolution=4, **kw)
