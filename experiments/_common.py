@@ -26,6 +26,21 @@ def task(name: str, pool, *, n_train: int, seed: int = 0):
     return models.multiclass_task(pool, n_train=n_train, seed=seed), lambda key: models.ShallowNet(key=key)
 
 
+def train(point: dict, pool, seeds, *, sde: dict | None = None, **common):
+    """(trajectory, data) of one sweep point: SGD when point["dynamics"] is "sgd", else the SDE (with
+    the `sde` options), over the given seeds, from the SAME initialisations for both dynamics
+    (seed s: key fold_in(key(0), s)) so that their distributions compare run by run."""
+    import jax.random as jr
+
+    import sim
+
+    data, make = task(point["model"], pool, n_train=point["n_train"])
+    inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
+    if point["dynamics"] == "sgd":
+        return sim.run_sgd(inits, data, key=jr.key(1), **common), data
+    return sim.run_sde(inits, data, key=jr.key(2), **(sde or {}), **common), data
+
+
 def mean_se(values) -> tuple[float, float, int]:
     """Mean, standard error and count of the finite values."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)

@@ -14,7 +14,6 @@ import dataclasses
 import math
 import pathlib
 
-import jax.random as jr
 import numpy as np
 
 import models
@@ -71,14 +70,9 @@ TINY = Config(lrs=(0.1, 0.2), noise_scales=(4.0,), sde_time=0.01, n_train=100, s
 def evaluate(points, seeds, pool):
     out = []
     for p in points:
-        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
-        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
-        common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
-                      steps=p["steps"], record_every=p["steps"])
-        if p["dynamics"] == "sgd":
-            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
-        else:
-            traj = sim.run_sde(inits, data, key=jr.key(2), scheme="semi-implicit", **common)
+        traj, _ = _common.train(p, pool, seeds, sde=dict(scheme="semi-implicit"), lr=p["lr"],
+                                batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
+                                steps=p["steps"], record_every=p["steps"])
         out.append([dict(test_accuracy=float(traj.test_accuracy[s, -1]), test_xent=float(traj.test_xent[s, -1]),
                          diverged=bool(traj.diverged[s]),
                          diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)

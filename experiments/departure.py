@@ -91,14 +91,8 @@ TINY = Config(lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=
 def evaluate(points, seeds, pool):
     out = []
     for p in points:
-        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
-        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
-        common = dict(lr=p["lr"], batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"],
-                      record_every=p["steps"])
-        if p["dynamics"] == "sgd":
-            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
-        else:
-            traj = sim.run_sde(inits, data, key=jr.key(2), refinement=p["refinement"], **common)
+        traj, data = _common.train(p, pool, seeds, sde=dict(refinement=p["refinement"]), lr=p["lr"],
+                                   batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"], record_every=p["steps"])
         per_seed = []
         for s in range(len(seeds)):
             row = {m: float(traj.metric(m)[s, -1]) for m in METRICS}

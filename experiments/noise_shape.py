@@ -115,15 +115,9 @@ def evaluate(points, seeds, pool):
             out.append([dict(time=traj.time[0].tolist(), escaped=escaped.mean(0).tolist(),
                              diverged_runs=int(traj.diverged.sum()))])
             continue
-        data = models.multiclass_task(pool, n_train=p["n_train"])
-        inits = [models.ShallowNet(key=jr.fold_in(jr.key(0), s)) for s in seeds]
-        common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], steps=p["steps"],
-                      record_every=max(1, p["steps"] // 10))
-        if p["dynamics"] == "sgd":
-            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
-        else:
-            traj = sim.run_sde(inits, data, key=jr.key(2), noise=NOISES[p["dynamics"]], scheme="semi-implicit",
-                               **common)
+        sde = None if p["dynamics"] == "sgd" else dict(noise=NOISES[p["dynamics"]], scheme="semi-implicit")
+        traj, data = _common.train(dict(p, model="net"), pool, seeds, sde=sde, lr=p["lr"], batch_size=p["batch_size"],
+                                   momentum=p["momentum"], steps=p["steps"], record_every=max(1, p["steps"] // 10))
         per_seed = []
         for s in range(len(seeds)):
             row = dict(steps=traj.steps.tolist(), test_accuracy_curve=traj.test_accuracy[s].tolist(),

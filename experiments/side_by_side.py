@@ -63,15 +63,9 @@ TINY = Config(steps=20, record_every=10, seeds=3, n_train=100, batch_size=10, re
 def evaluate(points, seeds, pool):
     out = []
     for p in points:
-        data, make = _common.task(p["model"], pool, n_train=p["n_train"])
-        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
-        common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
-                      steps=p["steps"], record_every=p["record_every"])
-        if p["dynamics"] == "sgd":
-            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
-        else:
-            traj = sim.run_sde(inits, data, key=jr.key(2), refinement=p["refinement"],
-                               scheme="semi-implicit", **common)
+        traj, data = _common.train(p, pool, seeds, sde=dict(refinement=p["refinement"], scheme="semi-implicit"),
+                                   lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
+                                   steps=p["steps"], record_every=p["record_every"])
         per_seed = []
         for s in range(len(seeds)):
             row = dict(steps=traj.steps.tolist(), train_loss_curve=traj.train_loss[s].tolist(),

@@ -227,6 +227,7 @@ def _plot_linear(ax, cfg, linear):
                     color=f"C{k}", label=f"{name.replace('_', ' ')}: slope {lv['slope']:.2f} ± {lv['slope_se']:.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(_common.pyplot().NullFormatter())
     ax.set_xlabel("dt - dt_ref")
     ax.set_ylabel(f"|E f_r - E f_ref| (paired, r_ref = {cfg.linear_reference}), ±2 s.e.")
     ax.set_title("linear model: one Brownian path per seed")
