@@ -23,7 +23,7 @@ Quick: the linear model on the binary task (N = 800), lam = 1, g = 4, eps from 0
 T = 0.125, 16 seeds, SDE at r = 1 and r = 4 (r = 1 matches SGD's first two moments per step exactly,
 so any parting there is the non-Gaussianity of the batch noise; r = 4 is closer to the SDE proper).
 `--preset net`: the 784-800-10 net (N = 1000, lam = 0, g = 10, eps 0.05 ... 1.6, T = 0.1, 4 seeds,
-r = 2): about 10 minutes here, most of it the SDE's full pass over the data per step.
+r = 2): 9 minutes on 2 cores, most of it the SDE's full pass over the data per step.
 """
 
 import dataclasses
@@ -183,6 +183,7 @@ def main(cfg: Config, out: pathlib.Path) -> None:
     axes[1].legend(fontsize=8)
     axes[0].axhline(cfg.threshold, color="k", lw=0.8)
     axes[0].set_yscale("symlog", linthresh=1)
+    axes[0].set_ylim(bottom=0)
     axes[0].set_title("|SDE - SGD| in standard errors")
     axes[0].legend(fontsize=6)
     axes[2].plot(lrs, nsr, "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
