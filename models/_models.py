@@ -68,9 +68,17 @@ class ShallowNet(Model):
         )
 
     def logits(self, x: Float[Array, " d"]) -> Float[Array, " n_classes"]:
-        for layer in self.layers[:-1]:
-            x = jax.nn.relu(layer(x))
-        return self.layers[-1](x)
+        return self._forward(x)[0]
+
+    def _forward(self, x, shifts=None):
+        """Logits of one example and each layer's input; `shifts` (one per layer) are added to the
+        pre-activations (zero shifts change nothing; their gradient is dl/d(pre-activation))."""
+        inputs = []
+        for k, layer in enumerate(self.layers):
+            inputs.append(x)
+            z = layer(x) if shifts is None else layer(x) + shifts[k]
+            x = jax.nn.relu(z) if k < len(self.layers) - 1 else z
+        return x, inputs
 
     def loss(self, x, y):
         return softmax_cross_entropy(self.logits(x), y)
@@ -86,13 +94,8 @@ class ShallowNet(Model):
         sum_i l_i with respect to a zero shift added to each layer's pre-activations."""
 
         def total(shifts):
-            h, inputs = x, []
-            for k, layer in enumerate(self.layers):
-                inputs.append(h)
-                z = h @ layer.weight.T + shifts[k]
-                z = z if layer.bias is None else z + layer.bias
-                h = jax.nn.relu(z) if k < len(self.layers) - 1 else z
-            return jnp.sum(jax.vmap(softmax_cross_entropy)(h, y)), inputs
+            logits, inputs = jax.vmap(self._forward)(x, shifts)
+            return jnp.sum(jax.vmap(softmax_cross_entropy)(logits, y)), inputs
 
         shifts = [jnp.zeros((x.shape[0], layer.out_features), x.dtype) for layer in self.layers]
         deltas, inputs = jax.grad(total, has_aux=True)(shifts)
