@@ -50,6 +50,16 @@ def mean_se(values) -> tuple[float, float, int]:
     return float(v.mean()), float(se), int(v.size)
 
 
+def welch(a, b):
+    """mean_se of a and of b, and the difference of the means (b - a) in standard errors,
+    (mean_b - mean_a) / sqrt(se_a^2 + se_b^2): NaN with fewer than two finite values on a side or no
+    spread at all."""
+    sa, sb = mean_se(a), mean_se(b)
+    scale = math.hypot(sa[1], sb[1])
+    z = (sb[0] - sa[0]) / scale if sa[2] > 1 and sb[2] > 1 and scale > 0 else math.nan
+    return sa, sb, z
+
+
 def group_rows(rows, key):
     out = {}
     for row in rows:
@@ -86,6 +96,16 @@ def spearman(a, b) -> float:
     ra = np.argsort(np.argsort(a)).astype(float)
     rb = np.argsort(np.argsort(b)).astype(float)
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def band(ax, x, values, *, color, label):
+    """Mean over seeds (rows of `values`) as a line, with a band of one standard error."""
+    values = np.asarray(values, dtype=float)
+    mean = values.mean(axis=0)
+    n = values.shape[0]
+    se = values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
+    ax.plot(x, mean, color=color, label=label)
+    ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.25, lw=0)
 
 
 def pyplot():

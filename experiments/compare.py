@@ -14,14 +14,13 @@ catch up; the semi-implicit step is weak order 1 as well and equals SGD's update
 import dataclasses
 import json
 import pathlib
-import time
 
 import jax.random as jr
-import numpy as np
 
 import models
 import sim
 
+from . import _common
 from ._progress import Progress
 
 
@@ -96,23 +95,15 @@ def table(cfg: Config, sgd, sde) -> str:
 
 
 def plot(cfg: Config, sgd, sde, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     titles = {"train_loss": "train cross-entropy", "test_accuracy": "test accuracy",
               "test_xent": "test cross-entropy"}
     for ax, name in zip(axes, sim.METRICS):
         for traj, colour in ((sgd, "C0"), (sde, "C3")):
             values = traj.metric(name)[~traj.diverged]
-            if values.shape[0] == 0:
-                continue
-            mean = values.mean(axis=0)
-            se = values.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) if values.shape[0] > 1 else 0 * mean
-            ax.plot(traj.steps, mean, color=colour, label=traj.kind.upper())
-            ax.fill_between(traj.steps, mean - se, mean + se, color=colour, alpha=0.25, lw=0)
+            if values.shape[0]:
+                _common.band(ax, traj.steps, values, color=colour, label=traj.kind.upper())
         ax.set_xlabel("SGD step (SDE: same time)")
         ax.set_title(titles[name])
         if name == "train_loss":
@@ -127,7 +118,6 @@ def plot(cfg: Config, sgd, sde, path: pathlib.Path) -> None:
 
 
 def main(cfg: Config, out: pathlib.Path) -> None:
-    start = time.perf_counter()
     sgd, sde = run(cfg)
     print(table(cfg, sgd, sde))
     out.mkdir(parents=True, exist_ok=True)
@@ -138,4 +128,4 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         numbers[traj.kind] = {"steps": traj.steps.tolist(), "diverged_step": traj.diverged_step.tolist(),
                               **{m: traj.metric(m).tolist() for m in sim.METRICS}}
     (out / "compare.json").write_text(json.dumps(numbers, indent=1, allow_nan=True))
-    print(f"wrote {out / 'compare.png'} and {out / 'compare.json'} ({time.perf_counter() - start:.0f} s)")
+    print(f"wrote {out / 'compare.png'} and {out / 'compare.json'}")

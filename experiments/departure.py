@@ -116,9 +116,8 @@ def compare(sgd_rows, sde_rows):
     b = [r for r in sde_rows if not r["diverged"]]
     out = dict(diverged=(len(sgd_rows) - len(a), len(sde_rows) - len(b)))
     for m in METRICS:
-        (ma, sa, na), (mb, sb, nb) = _common.mean_se([r[m] for r in a]), _common.mean_se([r[m] for r in b])
-        z = (mb - ma) / math.hypot(sa, sb) if na > 1 and nb > 1 and math.hypot(sa, sb) > 0 else math.nan
-        out[m] = dict(sgd=(ma, sa), sde=(mb, sb), z=z)
+        sgd, sde, z = _common.welch([r[m] for r in a], [r[m] for r in b])
+        out[m] = dict(sgd=sgd[:2], sde=sde[:2], z=z)
     return out
 
 

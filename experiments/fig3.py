@@ -93,11 +93,7 @@ def plot(cfg: Config, rows, out: pathlib.Path, name: str):
             continue
         steps = np.asarray(sel[0]["steps"])
         for ax, m in zip(axes, ("test_accuracy", "test_xent")):
-            values = np.asarray([r[m] for r in sel])
-            mean = values.mean(axis=0)
-            se = values.std(axis=0, ddof=1) / np.sqrt(len(sel)) if len(sel) > 1 else 0 * mean
-            ax.plot(steps, mean, color=colour, label=label)
-            ax.fill_between(steps, mean - se, mean + se, color=colour, alpha=0.25, lw=0)
+            _common.band(ax, steps, [r[m] for r in sel], color=colour, label=label)
         claims[f"B{b}_final_test_accuracy"] = _common.mean_se([r["final_test_accuracy"] for r in sel])
         claims[f"B{b}_final_test_xent"] = _common.mean_se([r["final_test_xent"] for r in sel])
         claims[f"B{b}_max_test_accuracy"] = float(np.max(np.mean([r["test_accuracy"] for r in sel], axis=0)))

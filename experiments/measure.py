@@ -9,7 +9,6 @@ momentum SGD; its evidence uses SLQ and is only meaningful at a minimum with lam
 import dataclasses
 import json
 import pathlib
-import time
 
 import jax.random as jr
 
@@ -73,7 +72,6 @@ def _plain(value):
 
 
 def main(cfg: Config, out: pathlib.Path) -> None:
-    start = time.perf_counter()
     result = run(cfg)
     print(f"{cfg.model}: N = {cfg.n_train}, eps = {cfg.lr}, B = {cfg.batch_size}, m = {cfg.momentum}, "
           f"lam = {cfg.l2}, {cfg.steps} steps")
@@ -93,5 +91,5 @@ def main(cfg: Config, out: pathlib.Path) -> None:
     path = out / f"measure-{cfg.model}.json"
     path.write_text(json.dumps({"config": dataclasses.asdict(cfg),
                                 **{k: _plain(v) for k, v in result.items()}}, indent=1))
-    print(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
+    print(f"wrote {path}")
 

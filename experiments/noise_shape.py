@@ -200,17 +200,13 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         finite = {k: [r for r in v if not r["diverged"]] for k, v in net_rows.items()}
         for name in ("gradient", "isotropic"):
             for m in NET_METRICS:
-                a = _common.mean_se([r.get(m) for r in finite["sgd"]])
-                b = _common.mean_se([r.get(m) for r in finite[name]])
-                z = (b[0] - a[0]) / math.hypot(a[1], b[1]) if a[2] > 1 and b[2] > 1 else math.nan
+                a, b, z = _common.welch([r.get(m) for r in finite["sgd"]], [r.get(m) for r in finite[name]])
                 tests[f"{name} {m}"] = dict(sgd=a, sde=b, z=z)
         for k, name in enumerate(("sgd", "gradient", "isotropic")):
             sel = finite[name]
             if sel:
-                curves = np.asarray([r["test_accuracy_curve"] for r in sel])
-                axes[1].plot(sel[0]["steps"], curves.mean(0), color=f"C{k}", label=labels[name])
-                axes[1].fill_between(sel[0]["steps"], curves.mean(0) - curves.std(0) / math.sqrt(len(sel)),
-                                     curves.mean(0) + curves.std(0) / math.sqrt(len(sel)), color=f"C{k}", alpha=0.25, lw=0)
+                _common.band(axes[1], sel[0]["steps"], [r["test_accuracy_curve"] for r in sel], color=f"C{k}",
+                             label=labels[name])
                 eig = [r["top_eigenvalue"] for r in sel]
                 acc = [r["test_accuracy"] for r in sel]
                 axes[2].scatter(eig, acc, color=f"C{k}", label=labels[name])

@@ -16,7 +16,6 @@ import dataclasses
 import pathlib
 
 import jax.random as jr
-import numpy as np
 from scipy.stats import ks_2samp
 
 import models
@@ -114,10 +113,7 @@ def main(cfg: Config, out: pathlib.Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, (name, sel) in enumerate(finite.items()):
         for ax, m in zip(axes, ("train_loss_curve", "test_xent_curve")):
-            values = np.asarray([r[m] for r in sel])
-            mean, se = values.mean(0), values.std(0, ddof=1) / np.sqrt(len(sel))
-            ax.plot(sel[0]["steps"], mean, color=f"C{k}", label=name)
-            ax.fill_between(sel[0]["steps"], mean - se, mean + se, color=f"C{k}", alpha=0.25, lw=0)
+            _common.band(ax, sel[0]["steps"], [r[m] for r in sel], color=f"C{k}", label=name)
     axes[0].set_yscale("log")
     axes[0].set_title("train cross-entropy")
     axes[1].set_title("test cross-entropy")
