@@ -31,10 +31,21 @@ def _cli(*args, cwd):
         (["measure", "--k", "786"], "k must"),
         (["measure", "--probes", "0"], "probes must"),
         (["measure", "--model", "cnn"], "model must"),
+        (["fig4", "--batch-sizes", "1,2000"], "exceeds N"),
+        (["fig4", "--lrs", "0.1,-1"], "lr must be > 0"),
+        (["fig7", "--momenta", "0.5,1.0"], "momentum must"),
+        (["fig1", "--lam-min", "0"], "lam-min must"),
+        (["fig3", "--small-batch", "0"], "batch_size must"),
+        (["fig9", "--batches", "0"], "batches must"),
+        (["fig4", "--batch-sizes", "a,b"], "comma-separated"),
+        (["departure", "--lrs", "0.2,0.1"], "lrs must be at least two increasing"),
+        (["departure", "--noise-scale", "0"], "noise-scale must"),
+        (["noise-shape", "--parts", "escape,cnn"], "parts must"),
+        (["weak-order", "--linear-reference", "6"], "linear-reference must"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, word):
-    if args[0] in ("compare", "measure"):
+    if word != "invalid choice":
         args = [*args, "--out", str(tmp_path / "out")]
     result = _cli(*args, cwd=tmp_path)
     assert result.returncode == 2
