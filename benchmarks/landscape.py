@@ -51,7 +51,7 @@ def main():
         top, t_top = timed(lambda: sim.hessian_top_eigenvalues(trained, data, key=jr.key(2), k=1,
                                                                lanczos_steps=40))
         tr, t_tr = timed(lambda: sim.hessian_trace(trained, data, key=jr.key(3), probes=30))
-        print(f"{label}: top eigenvalue {top[0]:.4f} in {t_top:.1f} s (40 Lanczos steps); "
+        print(f"{label}: top eigenvalue {top.values[0]:.4f} in {t_top:.1f} s ({top.steps_used} Lanczos steps); "
               f"trace {tr.value:.2f} ± {tr.error:.2f} in {t_tr:.1f} s (30 probes)")
 
 

@@ -63,14 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the experiments")
     for name, (module, text) in EXPERIMENTS.items():
         p = sub.add_parser(name, help=text, description=(module.__doc__ or "").strip())
-        p.add_argument("--quick", action="store_true", help="the quick configuration (the defaults)")
-        p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
+        # One starting configuration at a time: two would leave the reader guessing which one ran.
+        start = p.add_mutually_exclusive_group()
+        start.add_argument("--quick", action="store_true", help="the quick configuration (the defaults)")
+        start.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
         p.add_argument("--out", default="figures", help="output folder (default: figures)")
         if hasattr(module, "PAPER"):
-            p.add_argument("--paper", action="store_true", help="the paper-scale configuration")
+            start.add_argument("--paper", action="store_true", help="the paper-scale configuration")
         if hasattr(module, "PRESETS"):
-            p.add_argument("--preset", choices=sorted(module.PRESETS), default=None,
-                           help="start from a named configuration (flags still override it)")
+            start.add_argument("--preset", choices=sorted(module.PRESETS), default=None,
+                               help="start from a named configuration (flags still override it)")
         for field in dataclasses.fields(module.Config):
             p.add_argument("--" + field.name.replace("_", "-"), dest=field.name, default=None,
                            type=_option_type(field), help=f"default {field.default!r}")

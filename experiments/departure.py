@@ -104,7 +104,7 @@ def evaluate(points, seeds, pool):
                 row.update(b_simple=scale.b_simple,
                            nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
                            top_eigenvalue=float(sim.hessian_top_eigenvalues(
-                               model, data, key=jr.key(4), k=1, lanczos_steps=20)[0]))
+                               model, data, key=jr.key(4), k=1, lanczos_steps=20).values[0]))
             per_seed.append(row)
         out.append(per_seed)
     return out

@@ -11,6 +11,7 @@ import json
 import pathlib
 
 import jax.random as jr
+import numpy as np
 
 import models
 import sim
@@ -68,6 +69,8 @@ def run(cfg: Config):
 def _plain(value):
     if hasattr(value, "_asdict"):
         return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value
 
 
@@ -79,9 +82,14 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         if isinstance(value, sim.Estimate):
             error = f" ± {value.error:.2g}" if value.error == value.error else ""
             print(f"  {name:<20}{value.value:.6g}{error}   [{value.method}]")
+        elif isinstance(value, sim.Eigenvalues):
+            found = ", ".join(f"{v:.6g} (± {b:.2g})" for v, b in zip(value.values, value.error_bounds))
+            print(f"  {name:<20}{found}   [Lanczos, {value.steps_used} of {value.steps} steps; "
+                  f"± residual bound]")
         elif isinstance(value, sim.Evidence):
             print(f"  {'log evidence ratio':<20}{value.log_evidence_ratio:.6g} ± {value.error:.2g}   "
-                  f"[{value.method}; {value.n_dropped:g} eigenvalues below lam dropped]")
+                  f"[{value.method}; {value.n_dropped:g} eigenvalues below lam dropped; "
+                  f"half-depth change {value.truncation:.2g}, Krylov dimension >= {value.steps_used}]")
         elif isinstance(value, sim.NoiseScale):
             print(f"  {'B_simple':<20}{value.b_simple:.6g}   [exact, per-example gradients]")
             print(f"  {'B_noise':<20}{value.b_noise:.6g} ± {value.b_noise_error:.2g}   [Gaussian probes]")

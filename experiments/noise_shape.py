@@ -126,7 +126,7 @@ def evaluate(points, seeds, pool):
                        **{m: float(traj.metric(m)[s, -1]) for m in sim.METRICS})
             if not traj.diverged[s]:
                 row["top_eigenvalue"] = float(sim.hessian_top_eigenvalues(
-                    traj.model(s), data, key=jr.key(3), k=1, lanczos_steps=20)[0])
+                    traj.model(s), data, key=jr.key(3), k=1, lanczos_steps=20).values[0])
             per_seed.append(row)
         out.append(per_seed)
     return out

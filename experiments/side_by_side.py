@@ -76,7 +76,7 @@ def evaluate(points, seeds, pool):
             if not traj.diverged[s]:
                 model = traj.model(s)
                 row["top_eigenvalue"] = float(sim.hessian_top_eigenvalues(
-                    model, data, key=jr.key(3), k=1, lanczos_steps=20)[0])
+                    model, data, key=jr.key(3), k=1, lanczos_steps=20).values[0])
                 if p["model"] == "logistic" and p["l2"] > 0:
                     row["log_evidence_ratio"] = sim.log_evidence(model, data, l2=p["l2"]).log_evidence_ratio
             per_seed.append(row)

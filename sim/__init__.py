@@ -7,6 +7,7 @@ from ._noise import AbstractNoise as AbstractNoise
 from ._noise import GradientNoise as GradientNoise
 from ._noise import IsotropicNoise as IsotropicNoise
 from ._noise import gradient_covariance_trace as gradient_covariance_trace
+from ._landscape import Eigenvalues as Eigenvalues
 from ._landscape import Estimate as Estimate
 from ._landscape import Evidence as Evidence
 from ._landscape import NoiseScale as NoiseScale

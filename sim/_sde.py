@@ -96,7 +96,7 @@ def run_sde(
     noise: AbstractNoise = GradientNoise(),
     record_every: int | None = None,
     backend: str = "diffrax",
-    scheme: str = "euler",
+    scheme: str = "semi-implicit",
     seed_batching: str = "auto",
     brownian_resolution: int | None = None,
     progress=None,
@@ -116,13 +116,21 @@ def run_sde(
     steps counts SGD-equivalent steps: the SDE runs to the time of `steps` SGD steps, taking
     steps * r Euler–Maruyama steps. At r = 1 (plain) one EM step has exactly the first two moments
     of one SGD step. `noise`: `GradientNoise()` (g F, the paper's) or `IsotropicNoise()` (same
-    trace). scheme (second order only): "euler" (Euler–Maruyama: w moves with the old u) or
-    "semi-implicit" (w moves with the new u, as in momentum SGD). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
-    `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`. brownian_resolution R
-    (a multiple of `refinement`): draw each increment as the sum of R/r increments of the grid at
-    refinement R, so that runs at r = 1, 2, ..., R with the same key follow the same Brownian path (the
-    default draws each level's increments independently). Other arguments as `run_sgd`; a seed whose state
-    turns non-finite stops there and is marked diverged.
+    trace). scheme (second order only): "semi-implicit" (the default: w moves with the NEW u, as momentum
+    SGD moves w with the new velocity; at r = 1 one step then has exactly the mean and covariance of a
+    momentum-SGD step with Gaussian noise, and it is weak order 1 like EM) or "euler" (plain
+    Euler–Maruyama: w moves with the old u; at r = 1 its one-step covariance of w is 1.8-8x SGD's and it
+    lags SGD badly at the step sizes SGD uses, so it needs r >= 4 to track SGD; kept for weak-order
+    studies). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
+    `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`.
+    Brownian increments: step k of a run (k counted on its own grid of dt = unit / r) uses the normal
+    draw of `fold_in(key_s, k)`. So runs at different r with the SAME key are neither independent nor
+    coupled: step k of every level reuses one draw, over different time intervals (final w at r = 1 and
+    r = 2 correlate at ~0.7 on the linear model). Pass different keys for independent levels, or
+    brownian_resolution R (a multiple of `refinement`) for coupled ones: each increment is then the sum
+    of the R/r increments of the grid at refinement R, so runs at r = 1, 2, ..., R with one key follow
+    the same Brownian path (paired differences for weak-error estimates).
+    Other arguments as `run_sgd`; a seed whose state turns non-finite stops there and is marked diverged.
     """
     lr = _checks.positive("lr", lr)
     momentum = _checks.momentum("momentum", momentum)

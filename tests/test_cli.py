@@ -42,6 +42,9 @@ def _cli(*args, cwd):
         (["departure", "--noise-scale", "0"], "noise-scale must"),
         (["noise-shape", "--parts", "escape,cnn"], "parts must"),
         (["weak-order", "--linear-reference", "6"], "linear-reference must"),
+        (["departure", "--quick", "--tiny"], "not allowed with"),
+        (["fig5", "--tiny", "--paper"], "not allowed with"),
+        (["side-by-side", "--preset", "net", "--quick"], "not allowed with"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, word):
