@@ -1,0 +1,102 @@
+"""How seeds run side by side never changes a number, and new hyperparameter values never recompile:
+seeds mapped one after another (what "auto" picks on CPU for the net, so what the main job runs) equal
+seeds vmapped, an ensemble of identical models equals one model broadcast, for SGD and for the SDE
+(both schemes, both noise models)."""
+
+import contextlib
+
+import jax.random as jr
+import numpy as np
+import pytest
+from jax import monitoring
+
+import models
+import sim
+
+
+def _tiny_mlp_problem():
+    data = models.Dataset(
+        jr.normal(jr.key(1), (16, 5)), jr.randint(jr.key(2), (16,), 0, 3),
+        jr.normal(jr.key(3), (8, 5)), jr.randint(jr.key(4), (8,), 0, 3), 3,
+    )
+    return models.ShallowNet(5, 7, 3, key=jr.key(0)), data
+
+
+# vmap and map run the same float64 operations, batched or not: XLA may order a reduction
+# differently, which moves results by a few ulps per step; after 20 steps 1e-10 relative is ~1e5 ulps
+# of room, while any real difference (another batch, another increment) is O(1).
+RTOL = 1e-10
+
+
+def _same(a, b):
+    np.testing.assert_allclose(a.params, b.params, rtol=RTOL, atol=1e-13)
+    np.testing.assert_allclose(a.test_xent, b.test_xent, rtol=RTOL)
+    np.testing.assert_array_equal(a.diverged_step, b.diverged_step)
+
+
+def test_sgd_map_equals_vmap_and_an_ensemble_equals_one_model():
+    model, data = _tiny_mlp_problem()
+    kw = dict(lr=0.3, batch_size=5, steps=20, key=jr.key(3), momentum=0.7, l2=0.1, record_every=7)
+    mapped = sim.run_sgd(model, data, n_seeds=3, seed_batching="map", **kw)
+    vmapped = sim.run_sgd(model, data, n_seeds=3, seed_batching="vmap", **kw)
+    ensemble = sim.run_sgd([model] * 3, data, seed_batching="map", **kw)
+    _same(mapped, vmapped)
+    _same(mapped, ensemble)
+    assert np.abs(mapped.params[0] - mapped.params[1]).max() > 1e-3  # the seeds do differ
+
+
+@pytest.mark.parametrize("momentum, scheme", [(0.0, "euler"), (0.8, "euler"), (0.8, "semi-implicit")])
+@pytest.mark.parametrize("noise", [sim.GradientNoise(), sim.IsotropicNoise()], ids=["F", "isotropic"])
+def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(momentum, scheme, noise):
+    model, data = _tiny_mlp_problem()
+    kw = dict(lr=0.3, batch_size=5, steps=15, key=jr.key(4), momentum=momentum, l2=0.1, record_every=5,
+              refinement=2, scheme=scheme, noise=noise)
+    mapped = sim.run_sde(model, data, n_seeds=3, seed_batching="map", **kw)
+    vmapped = sim.run_sde(model, data, n_seeds=3, seed_batching="vmap", **kw)
+    ensemble = sim.run_sde([model] * 3, data, seed_batching="vmap", **kw)
+    _same(mapped, vmapped)
+    _same(vmapped, ensemble)
+    assert np.abs(mapped.params[0] - mapped.params[1]).max() > 1e-3
+
+
+@contextlib.contextmanager
+def _count_compiles():
+    """XLA compilations (backend compiles) while the block runs, from JAX's own monitoring events."""
+    compiles = []
+
+    def listen(event, start, end, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    monitoring.register_event_time_span_listener(listen)
+    try:
+        yield compiles
+    finally:
+        monitoring.unregister_event_time_span_listener(listen)
+
+
+@pytest.mark.parametrize("backend", ["diffrax", "scan"])
+def test_sde_never_recompiles_for_new_hyperparameters(backend):
+    """lr (hence g, gamma and dt), momentum within the second-order SDE, L2 and the key are traced
+    arrays: once compiled, runs with new values compile nothing (counted from XLA compile events; a
+    static lr or g would compile once per value, i.e. 2 here)."""
+    model, data = _tiny_mlp_problem()
+    kw = dict(batch_size=5, steps=6, n_seeds=2, record_every=3, backend=backend)
+    sim.run_sde(model, data, lr=0.1, momentum=0.5, l2=0.0, key=jr.key(0), **kw)
+    with _count_compiles() as compiles:
+        for lr, m, lam, seed in [(0.2, 0.9, 0.1, 1), (0.05, 0.3, 1.0, 2)]:
+            sim.run_sde(model, data, lr=lr, momentum=m, l2=lam, key=jr.key(seed), **kw)
+    assert compiles == []
+    with _count_compiles() as compiles:  # the counter does see a compile: a new number of steps
+        sim.run_sde(model, data, lr=0.1, momentum=0.5, l2=0.0, key=jr.key(0), **{**kw, "steps": 9})
+    assert len(compiles) >= 1
+
+
+def test_sgd_never_recompiles_for_new_hyperparameters():
+    model, data = _tiny_mlp_problem()
+    kw = dict(batch_size=5, steps=6, n_seeds=2, record_every=3)
+    sim.run_sgd(model, data, lr=0.1, momentum=0.0, l2=0.0, key=jr.key(0), **kw)
+    with _count_compiles() as compiles:
+        for lr, m, lam, seed in [(0.2, 0.9, 0.1, 1), (0.05, 0.3, 1.0, 2)]:
+            sim.run_sgd(model, data, lr=lr, momentum=m, l2=lam, key=jr.key(seed), **kw)
+    assert compiles == []
