@@ -1,4 +1,3 @@
-"""Experiments: one module per study, each a frozen config dataclass plus `run(cfg)` and `main(cfg, out)`."""
-
-from . import compare as compare
-from . import measure as measure
+"""Experiments: the paper's figures (`experiments.paper`), the studies beyond the paper
+(`experiments.studies`) and the machinery that runs them (`experiments.runner`), every one an
+`Experiment` record listed in `experiments.registry`. `load_results` reads a sweep's rows as a table."""

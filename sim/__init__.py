@@ -1,5 +1,6 @@
 """Dynamics on a landscape (SGD, its SDE, the noise scale) and measurements of the landscape."""
 
+from . import _checks as checks
 from ._checks import InputError as InputError
 from ._flat import METRICS as METRICS
 from ._flat import FlatModel as FlatModel

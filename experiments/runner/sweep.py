@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 
 from models import DataError
 
-from ._progress import Progress
+from .progress import Progress
 
 
 def point_hash(experiment: str, point: dict) -> str:
@@ -79,7 +79,7 @@ def run_sweep(
     out: pathlib.Path,
     points: list[dict],
     *,
-    seeds: list[int],
+    seeds: list[int] | Callable[[dict], list[int]],
     evaluate: Callable[[list[dict], list[int]], list[list[dict]]],
     shape: Callable[[dict], Hashable] = lambda point: 0,
     chunk_size: int = 8,
@@ -87,28 +87,32 @@ def run_sweep(
 ) -> list[dict]:
     """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
     of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
-    seed (with `diverged` and `diverged_step` where a run can diverge)."""
+    seed (with `diverged` and `diverged_step` where a run can diverge). `seeds` is one list for every
+    point or a function of the point (points of one chunk share their seeds)."""
+    seeds_of = seeds if callable(seeds) else (lambda point: seeds)
     results = Results(experiment, out)
     results.check()
     done = results.load()
     hashes = [point_hash(experiment, p) for p in points]
     by_shape: dict[Hashable, list[int]] = {}
     for i, p in enumerate(points):
-        by_shape.setdefault(shape(p), []).append(i)
+        by_shape.setdefault((shape(p), tuple(seeds_of(p))), []).append(i)
     chunks = [idx[k : k + chunk_size] for idx in by_shape.values() for k in range(0, len(idx), chunk_size)]
-    todo = [c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds)]
+    todo = [c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds_of(points[i]))]
     n_todo = sum(len(c) for c in todo)
     if n_todo < len(points):
         print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
               flush=True)
-    with Progress(max(n_todo, 1), label or f"{experiment} ({len(points)} points x {len(seeds)} seeds)",
-                  unit="point") as advance:
+    n_seeds = sorted({len(seeds_of(p)) for p in points}) or [0]
+    with Progress(max(n_todo, 1), label or f"{experiment} ({len(points)} points x "
+                  f"{'/'.join(map(str, n_seeds))} seeds)", unit="point") as advance:
         finished = 0
         for chunk in todo:
-            outputs = evaluate([points[i] for i in chunk], seeds)
+            chunk_seeds = seeds_of(points[chunk[0]])
+            outputs = evaluate([points[i] for i in chunk], chunk_seeds)
             rows = []
             for i, per_seed in zip(chunk, outputs):
-                for seed, values in zip(seeds, per_seed):
+                for seed, values in zip(chunk_seeds, per_seed):
                     if (hashes[i], seed) in done:
                         continue
                     row = {"experiment": experiment, "hash": hashes[i], "seed": seed,
@@ -118,4 +122,36 @@ def run_sweep(
             results.append(rows)
             finished += len(chunk)
             advance(finished)
-    return [done[(h, s)] for h in hashes for s in seeds]
+    return [done[(h, s)] for h, p in zip(hashes, points) for s in seeds_of(p)]
+
+
+def run(experiment, cfg, out: pathlib.Path) -> dict:
+    """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
+    (resumable, rows in OUT/<results name>.jsonl), the summary, the figure; prints the report and
+    returns the summary."""
+    from .contract import validate
+
+    validate(cfg)
+    inputs = {name: load_rows(name, out, needed_by=experiment.name) for name in experiment.needs}
+    points = experiment.grid(cfg)
+    rows = run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
+                     evaluate=experiment.evaluator(), shape=experiment.shape, chunk_size=experiment.chunk_size)
+    summary = experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
+    if experiment.figure is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        experiment.figure(summary, cfg, out)
+    print(experiment.report(summary, cfg))
+    return summary
+
+
+def load_rows(name: str, out: pathlib.Path, *, needed_by: str | None = None) -> list[dict]:
+    """The rows of experiment `name` in folder `out`; a missing file is an InputError that says how
+    to make it."""
+    import sim
+
+    results = Results(name, out)
+    if not results.path.exists():
+        who = f"{needed_by} reads" if needed_by else "no"
+        raise sim.InputError(f"{who} rows of {name} in {out}: run `sgd-sde {name} --out {out}` first")
+    results.check()
+    return list(results.load().values())

@@ -1,5 +1,7 @@
-"""Helpers shared by the figure modules: statistics over seeds, optimal batch size, slopes, plotting."""
+"""Helpers shared by the experiments: data, per-seed rows, statistics over seeds, optimal batch size,
+slopes, plotting."""
 
+import functools
 import json
 import math
 import pathlib
@@ -9,11 +11,41 @@ import numpy as np
 MODELS = ("logistic", "net")
 
 
-def check_model(name: str) -> None:
+def check_model(name: str, value: str) -> None:
     import sim
 
-    if name not in MODELS:
-        raise sim.InputError(f"model must be 'logistic' or 'net' (got {name!r})")
+    if value not in MODELS:
+        raise sim.InputError(f"{name} must be 'logistic' or 'net' (got {value!r})")
+
+
+def data_source(mnist: str | None) -> str:
+    """What a point records as its data: "embedded" or the MNIST folder (from --mnist or
+    $SGD_SDE_MNIST), so that a worker can load the same pool by itself."""
+    import models
+
+    return models.load_mnist(mnist).source
+
+
+@functools.lru_cache(maxsize=4)
+def pool(source: str):
+    """The MNIST pool a point names (loaded once per process)."""
+    import models
+
+    return models.embedded_mnist() if source == "embedded" else models.load_mnist(source)
+
+
+def final_rows(traj, **extra_per_seed) -> list[dict]:
+    """One row per seed of a trajectory: final train loss, test accuracy and test cross-entropy, and
+    whether (and when) the seed diverged."""
+    rows = []
+    for s in range(traj.n_seeds):
+        div = int(traj.diverged_step[s])
+        rows.append(dict(train_loss=float(traj.train_loss[s, -1]),
+                         test_accuracy=float(traj.test_accuracy[s, -1]),
+                         test_xent=float(traj.test_xent[s, -1]),
+                         diverged=div >= 0, diverged_step=div if div >= 0 else None,
+                         **{k: v[s] for k, v in extra_per_seed.items()}))
+    return rows
 
 
 def task(name: str, pool, *, n_train: int, seed: int = 0):

@@ -1,0 +1,158 @@
+"""The `sgd-sde` command, built from the registry. Bad input: one line on stderr, exit code 2,
+nothing written.
+
+Every experiment is an `Experiment` record (`runner.contract`): its presets are the starting
+configurations (`--preset NAME`, with `--tiny`, `--quick` and `--paper` as short forms), its config
+fields the options (`--batch-size` for `batch_size`), each field's help its help.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import math
+import os
+import pathlib
+import sys
+
+from .. import registry
+from .contract import flag, validate
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"sgd-sde: error: {message}\n")
+
+
+def _option_type(field):
+    default = field.default
+    if isinstance(default, tuple):
+        element = type(default[0]) if default else float
+
+        def parse(text):
+            try:
+                return tuple(element(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a comma-separated list of {element.__name__}") from None
+
+        parse.__name__ = f"list of {element.__name__}"
+        return parse
+    return str if default is None else type(default)
+
+
+_SHORT = {"tiny": "a seconds-long smoke run (tests)", "quick": "the quick configuration (the default)",
+          "paper": "the paper-scale configuration"}
+
+
+def _parser(experiments) -> argparse.ArgumentParser:
+    parser = _Parser(prog="sgd-sde", description="SGD and its SDE (Smith & Le 2018).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the experiments")
+    for name, exp in experiments.items():
+        module = sys.modules[exp.grid.__module__]
+        p = sub.add_parser(name, help=exp.summary, description=f"{exp.summary}\n\n{(module.__doc__ or '').strip()}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        # One starting configuration at a time: two would leave the reader guessing which one ran.
+        start = p.add_mutually_exclusive_group()
+        for preset, text in _SHORT.items():
+            if preset in exp.presets:
+                start.add_argument(f"--{preset}", dest="preset", action="store_const", const=preset, help=text)
+        start.add_argument("--preset", choices=list(exp.presets), default=None,
+                           help="start from a named configuration (flags still override it; default quick)")
+        p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        for field in dataclasses.fields(exp.config):
+            text = field.metadata.get("help", "")
+            p.add_argument("--" + flag(field.name), dest=field.name, default=None, type=_option_type(field),
+                           help=f"{text} (default {field.default!r})" if text else f"default {field.default!r}")
+    return parser
+
+
+def _enable_compilation_cache() -> None:
+    import jax
+
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "sgd-sde" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+
+
+@contextlib.contextmanager
+def _timing():
+    """Wall time of a run and the part of it spent compiling: the union of JAX's tracing, lowering,
+    XLA-compile spans (reads from the persistent cache happen inside the last; nested traces are
+    counted once)."""
+    import time
+
+    from jax import monitoring
+
+    spans = []
+
+    def listen(event, start, end, **kwargs):
+        if event in _COMPILE_EVENTS:
+            spans.append((start, end))
+
+    monitoring.register_event_time_span_listener(listen)
+    start = time.time()
+
+    def report():
+        wall = time.time() - start
+        busy, reach = 0.0, -math.inf
+        for a, b in sorted(spans):
+            if b > reach:
+                busy += b - max(a, reach)
+                reach = b
+        return f"time: {wall:.1f} s wall, of which {busy:.1f} s ({100 * busy / wall:.0f}%) compiling"
+
+    try:
+        yield report
+    finally:
+        monitoring.unregister_event_time_span_listener(listen)
+
+
+def main(argv=None) -> int:
+    experiments = registry.experiments()
+    args = _parser(experiments).parse_args(argv)
+    if args.command == "list":
+        for section, title in registry.SECTIONS.items():
+            names = [e for e in experiments.values() if e.section == section]
+            if names:
+                print(f"{title}:")
+                for e in names:
+                    print(f"  {e.name:<17}{e.summary}")
+        return 0
+    from models import DataError, load_mnist
+    from sim import InputError
+
+    exp = experiments[args.command]
+    try:
+        base = exp.presets[args.preset or "quick"]
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
+                     if getattr(args, f.name) is not None}
+        cfg = validate(dataclasses.replace(base, **overrides))
+        out = pathlib.Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} exists and is not a folder")
+        from .sweep import Results, load_rows
+
+        Results(exp.results_name, out).check()
+        for need in exp.needs:
+            load_rows(need, out, needed_by=exp.name)
+        mnist = getattr(cfg, "mnist", None)
+        if mnist is not None or os.environ.get("SGD_SDE_MNIST"):
+            load_mnist(mnist)  # a missing or corrupt file fails here, before any output
+        _enable_compilation_cache()
+        from .sweep import run
+
+        with _timing() as report:
+            run(exp, cfg, out)
+        print(report())
+    except (InputError, DataError) as err:
+        print(f"sgd-sde: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
