@@ -202,7 +202,7 @@ def binary_task(
     """The paper's binary task for the linear model: `n_train` balanced examples, labels 0/1.
 
     split "0-4v5-9" (default: digits 0-4 are class 0, 5-9 class 1) or "0v1" (on which a linear model
-    is perfect on test at any lam; see DESIGN.md). The test set is every other example of those
+    is perfect on test at any lam; see docs/mathematics.md, "Choices the paper leaves open"). The test set is every other example of those
     digits (embedded data) or the whole MNIST test split of those digits (full MNIST).
     `random_labels` replaces train and test labels by fair coin flips.
     """

@@ -8,6 +8,8 @@ from jaxtyping import Array, Float
 from models import Dataset, Model, trainable_filter
 from models._base import is_constant as _is_constant
 
+from . import _checks
+
 
 class FlatModel(eqx.Module):
     """The non-parameter part of a model plus how to rebuild its parameters from a flat w.
@@ -88,3 +90,14 @@ def _prod(shape) -> int:
         out *= s
     return out
 
+
+def check_data_fits(flat: FlatModel, w, data: Dataset) -> None:
+    """One clear InputError if `data` is not a Dataset or its inputs do not fit the model."""
+    if not isinstance(data, Dataset):
+        raise _checks.InputError(f"data must be a models.Dataset (got {type(data).__name__})")
+    try:
+        jax.eval_shape(lambda v: flat.losses(v, data.x_train[:1], data.y_train[:1]), w)
+    except Exception as err:
+        raise _checks.InputError(
+            f"data: inputs of shape {tuple(data.x_train.shape[1:])} do not fit the model ({err})"
+        ) from None

@@ -11,7 +11,7 @@ import numpy as np
 from models import Dataset, Model
 
 from . import _checks
-from ._flat import FlatModel
+from ._flat import FlatModel, check_data_fits
 from ._trajectory import Trajectory
 
 # Host callbacks run on JAX's own threads, where context variables set by the caller are not seen:
@@ -57,18 +57,6 @@ def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
         n_seeds = len(models)
     check_data_fits(flat, w0[0], data)
     return flat, w0, jr.split(key, n_seeds)
-
-
-def check_data_fits(flat: FlatModel, w, data: Dataset) -> None:
-    """One clear InputError if `data` is not a Dataset or its inputs do not fit the model."""
-    if not isinstance(data, Dataset):
-        raise _checks.InputError(f"data must be a models.Dataset (got {type(data).__name__})")
-    try:
-        jax.eval_shape(lambda v: flat.losses(v, data.x_train[:1], data.y_train[:1]), w)
-    except Exception as err:
-        raise _checks.InputError(
-            f"data: inputs of shape {tuple(data.x_train.shape[1:])} do not fit the model ({err})"
-        ) from None
 
 
 def record_interval(record_every: int | None, steps: int) -> int:

@@ -1,4 +1,5 @@
-"""The SDE of SGD, integrated by Diffrax's Euler–Maruyama with the exact, matrix-free noise g F(w)."""
+"""The SDE of SGD, integrated by Diffrax's Euler–Maruyama with the exact, matrix-free noise g F(w)
+(docs/mathematics.md, "Exact matrix-free noise", "Momentum as a second-order SDE")."""
 
 from collections.abc import Sequence
 
@@ -119,9 +120,10 @@ def run_sde(
     trace). scheme (second order only): "semi-implicit" (the default: w moves with the NEW u, as momentum
     SGD moves w with the new velocity; at r = 1 one step then has exactly the mean and covariance of a
     momentum-SGD step with Gaussian noise, and it is weak order 1 like EM) or "euler" (plain
-    Euler–Maruyama: w moves with the old u; at r = 1 its one-step covariance of w is 1.8-8x SGD's and it
-    lags SGD badly at the step sizes SGD uses, so it needs r >= 4 to track SGD; kept for weak-order
-    studies). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
+    Euler–Maruyama: w moves with the old u, so at r = 1 its w lags SGD's by a step: zero covariance
+    after one step from rest, and after four still 45-117% of sd_i sd_j away from SGD's (tested); on
+    the net it needs r >= 4 to track SGD; kept for weak-order studies). Both are weak order 1
+    (docs/mathematics.md, "Semi-implicit and plain Euler schemes"). backend "diffrax" runs `diffrax.diffeqsolve`; "scan" the same step in a hand-written
     `lax.scan` (for cross-checks and benchmarks). seed_batching as in `run_sgd`.
     Brownian increments: step k of a run (k counted on its own grid of dt = unit / r) uses the normal
     draw of `fold_in(key_s, k)`. So runs at different r with the SAME key are neither independent nor
