@@ -21,6 +21,7 @@ from ._evidence import log_evidence as log_evidence
 from ._minimize import minimize as minimize
 from ._summary import summary as summary
 from ._noise_scale import noise_scale as noise_scale
+from ._run import on_progress as on_progress
 from ._sde import SGDNoiseTerm as SGDNoiseTerm
 from ._sde import run_sde as run_sde
 from ._sgd import run_sgd as run_sgd

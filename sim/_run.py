@@ -15,19 +15,23 @@ from ._flat import FlatModel, check_data_fits
 from ._trajectory import Trajectory
 
 # Host callbacks run on JAX's own threads, where context variables set by the caller are not seen:
-# the active progress callbacks live in a module-level stack, pushed and popped around each run.
+# the active progress callbacks live in module-level stacks, pushed and popped around each run.
 _progress: list[Callable[[int], None] | None] = []
+_listeners: list[Callable[[int, int], None]] = []
 
 
-def _report_host(done) -> None:
+def _report_host(done, total) -> None:
     callback = _progress[-1] if _progress else None
     if callback is not None:
         callback(int(done))
+    for listener in _listeners:
+        listener(int(done), int(total))
 
 
-def report(done) -> None:
-    """Tell the host how many SGD-equivalent steps are done (from inside a compiled loop)."""
-    jax.debug.callback(_report_host, done, ordered=True)
+def report(done, total) -> None:
+    """Tell the host how many of the run's `total` SGD-equivalent steps are done (from inside a
+    compiled loop)."""
+    jax.debug.callback(_report_host, done, total, ordered=True)
 
 
 @contextlib.contextmanager
@@ -37,6 +41,18 @@ def progress_to(callback: Callable[[int], None] | None):
         yield
     finally:
         _progress.pop()
+
+
+@contextlib.contextmanager
+def on_progress(listener: Callable[[int, int], None]):
+    """Within the block, every run (SGD or SDE, any seeds) calls `listener(done, total)` as it goes:
+    `done` of its `total` SGD-equivalent steps, about 20 times per record interval, from inside the
+    compiled loop (the sweep runner's progress and ETA come from here)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
@@ -69,20 +85,36 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int):
 
     advance(state, start, length) -> state moves all seeds on by `length` steps (length static);
     measure(state) -> (S, 3). Returns (final state, records (R, S, 3), record steps (R,) numpy).
+    Progress is reported about 20 times per record interval: each interval runs as sub-intervals of
+    ceil(record_every / 20) steps. Every step is keyed by its absolute index, so how an interval is
+    cut never changes a number.
     """
     n_full, rem = divmod(steps, record_every)
 
+    def run_interval(state, start, length):
+        piece = -(-length // 20)
+        n_pieces, tail = divmod(length, piece)
+
+        def body(state, k):
+            state = advance(state, start + k * piece, piece)
+            report(start + (k + 1) * piece, steps)
+            return state, None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(n_pieces, dtype=jnp.int32))
+        if tail:
+            state = advance(state, start + n_pieces * piece, tail)
+            report(start + length, steps)
+        return state
+
     def body(state, chunk):
-        state = advance(state, chunk * record_every, record_every)
-        report((chunk + 1) * record_every)
+        state = run_interval(state, chunk * record_every, record_every)
         return state, measure(state)
 
     first = measure(state)
     state, records = jax.lax.scan(body, state, jnp.arange(n_full, dtype=jnp.int32))
     parts = [first[None], records]
     if rem:
-        state = advance(state, n_full * record_every, rem)
-        report(steps)
+        state = run_interval(state, n_full * record_every, rem)
         parts.append(measure(state)[None])
     record_steps = np.arange(n_full + 1) * record_every
     if rem:

@@ -59,10 +59,12 @@ def _parser(experiments) -> argparse.ArgumentParser:
         start.add_argument("--preset", choices=list(exp.presets), default=None,
                            help="start from a named configuration (flags still override it; default quick)")
         p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        quick = exp.presets["quick"]
         for field in dataclasses.fields(exp.config):
             text = field.metadata.get("help", "")
+            default = f"quick: {getattr(quick, field.name)!r}"
             p.add_argument("--" + flag(field.name), dest=field.name, default=None, type=_option_type(field),
-                           help=f"{text} (default {field.default!r})" if text else f"default {field.default!r}")
+                           help=f"{text} ({default})" if text else default)
     return parser
 
 

@@ -10,7 +10,6 @@ normality JB ~ chi2(2), p = exp(-JB/2). Seeds: initialisations.
 
 import dataclasses
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -20,30 +19,22 @@ import numpy as np
 import models
 import sim
 
-from . import _common
-from ._sweep import run_sweep
+from ..runner import common as _common
+from ..runner.contract import Experiment, param
+
+checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    batch_size: int = 30
-    batches: int = 5000
-    n_train: int = 1000
-    seeds: int = 1
-    mnist: str | None = None
+    batch_size: int = param(30, help="batch size B (distinct examples per batch)")
+    batches: int = param(5000, checks.integer, low=10, help="random batches drawn")
+    n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
+    seeds: int = param(1, checks.integer, help="seeds (one initialisation each)")
+    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
-    def validate(self):
-        sim._checks.integer("n-train", self.n_train, low=10)
-        sim._checks.batch_size(self.batch_size, self.n_train)
-        sim._checks.integer("batches", self.batches, low=10)
-        sim._checks.integer("seeds", self.seeds)
-        return self
-
-
-EXPERIMENT = "fig9"
-QUICK = Config()
-PAPER = Config(batches=20000, seeds=3)
-TINY = Config(batches=200, n_train=100)
+    def check(self):
+        checks.batch_size(self.batch_size, self.n_train)
 
 
 def jarque_bera(x):
@@ -76,7 +67,14 @@ def _component_gradients(flat, w, data, chunk=100):
     return comp, j
 
 
+def grid(cfg: Config) -> list[dict]:
+    return [dict(batch_size=cfg.batch_size, batches=cfg.batches, n_train=cfg.n_train,
+                 data=_common.data_source(cfg.mnist))]
+
+
 def evaluate_points(points, seeds, pool):
+    """Per point and seed (an initialisation): the chosen component's per-example noise, the noise of
+    `batches` random batches, their Jarque-Bera statistics and the batch variance over its theory."""
     out = []
     for p in points:
         data = models.multiclass_task(pool, n_train=p["n_train"])
@@ -99,15 +97,24 @@ def evaluate_points(points, seeds, pool):
     return out
 
 
-def main(cfg: Config, out: pathlib.Path) -> None:
-    cfg.validate()
-    pool = models.load_mnist(cfg.mnist)
-    point = dict(batch_size=cfg.batch_size, batches=cfg.batches, n_train=cfg.n_train, data=pool.source)
-    rows = run_sweep(EXPERIMENT, out, [point], seeds=list(range(cfg.seeds)),
-                     evaluate=lambda pts, seeds: evaluate_points(pts, seeds, pool))
+def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    return [evaluate_points([p], seeds, _common.pool(p["data"]))[0] for p in points]
+
+
+def summarize(rows, cfg: Config) -> dict:
+    """The first seed's noise samples (for the histograms) and the claims, averaged over seeds."""
+    claims = {f"{k}_{name}": v for k in ("single", "batch")
+              for name, v in zip(("skew", "excess_kurtosis", "jarque_bera", "p_value"),
+                                 [np.mean([r[f"{k}_stats"][i] for r in rows]) for i in range(4)])}
+    claims["batch_variance_over_theory"] = float(np.mean([r["batch_var_ratio"] for r in rows]))
+    first = {k: rows[0][k] for k in ("component", "single", "batch", "single_stats", "batch_stats")}
+    return {"first": first, "claims": claims}
+
+
+def figure(summary: dict, cfg: Config, out) -> None:
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    row = rows[0]
+    row = summary["first"]
     for ax, key, title in ((axes[0], "single", "single examples"), (axes[1], "batch", f"batches of {cfg.batch_size}")):
         x = np.asarray(row[key])
         ax.hist(x, bins=60, density=True, color="C0", alpha=0.7)
@@ -118,13 +125,20 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         ax.set_title(f"{title}: skew {s:.2f}, excess kurtosis {k:.1f}, JB {jb:.3g}", fontsize=9)
         ax.set_xlabel(f"noise of gradient component {row['component']}")
     axes[0].legend()
-    claims = {f"{k}_{name}": v for k in ("single", "batch")
-              for name, v in zip(("skew", "excess_kurtosis", "jarque_bera", "p_value"),
-                                 [np.mean([r[f"{k}_stats"][i] for r in rows]) for i in range(4)])}
-    claims["batch_variance_over_theory"] = float(np.mean([r["batch_var_ratio"] for r in rows]))
     caption = (f"784-800-10 net at initialisation, N = {cfg.n_train}; {cfg.batches} random batches of "
                f"{cfg.batch_size} distinct examples; Jarque-Bera normality statistic (chi2(2) under normality).")
-    _common.save(fig, out, "fig9", {"claims": claims}, caption)
-    print("Fig 9: gradient noise of one component")
-    for k, v in claims.items():
-        print(f"  {k:<30}{v:.4g}")
+    _common.save(fig, out, "fig9", {"claims": summary["claims"]}, caption)
+
+
+def report(summary: dict, cfg: Config) -> str:
+    return "\n".join(["Fig 9: gradient noise of one component"]
+                     + [f"  {k:<30}{v:.4g}" for k, v in summary["claims"].items()])
+
+
+EXPERIMENTS = (
+    Experiment(name="fig9", summary="Fig 9: gradient noise of single examples vs batches of 30, normality statistic",
+               config=Config, presets={"tiny": Config(batches=200, n_train=100), "quick": Config(),
+                                       "paper": Config(batches=20000, seeds=3)},
+               grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
+               section="paper"),
+)

@@ -1,0 +1,20 @@
+"""An experiment's rows as a table, for notebooks."""
+
+import pathlib
+
+
+def load_results(name: str, out="figures"):
+    """The rows of experiment `name` in folder `out` as a pandas DataFrame: one row per point and seed,
+    the point's config flattened into columns (`config.lr`, `config.batch_size`, ...), then the
+    results (`test_accuracy`, `diverged`, ...). Rows of the same point and seed appear once (the first
+    written, as the runner itself reads them). Experiments that share one sweep (fig1 and fig2) share
+    its rows. Missing results: `sim.InputError` saying which command makes them."""
+    import pandas as pd
+
+    from .. import registry
+    from .sweep import load_rows
+
+    experiments = registry.experiments()
+    stem = experiments[name].results_name if name in experiments else name
+    rows = load_rows(stem, pathlib.Path(out))
+    return pd.json_normalize(rows, sep=".")
