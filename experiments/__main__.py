@@ -2,4 +2,5 @@ import sys
 
 from .runner.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes are spawned: they import this module, never run it
+    sys.exit(main())

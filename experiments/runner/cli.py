@@ -59,6 +59,13 @@ def _parser(experiments) -> argparse.ArgumentParser:
         start.add_argument("--preset", choices=list(exp.presets), default=None,
                            help="start from a named configuration (flags still override it; default quick)")
         p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=int, default=None,
+                           help="run chunks in N local processes (default: one per GPU, else half the "
+                                "cores up to 8; 1 on a 2-core machine)")
+        where.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                           help="run chunks as Ray tasks on the cluster at ADDRESS (host:port or 'auto'); "
+                                "no ADDRESS starts a local Ray instance")
         quick = exp.presets["quick"]
         for field in dataclasses.fields(exp.config):
             text = field.metadata.get("help", "")
@@ -68,12 +75,31 @@ def _parser(experiments) -> argparse.ArgumentParser:
     return parser
 
 
-def _enable_compilation_cache() -> None:
+def _enable_compilation_cache() -> str:
     import jax
 
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "sgd-sde" / "jax"
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return str(cache)
+
+
+def _executor(args, cache: str):
+    """Where chunks run: --ray, --workers N, or the machine's default (`workers.default_workers`)."""
+    from sim import InputError
+
+    from . import workers
+
+    if args.ray is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise InputError("--ray needs Ray: pip install -e \".[ray]\"") from None
+        return workers.RayWorkers(None if args.ray == "local" else args.ray, cache_dir=cache)
+    n = args.workers if args.workers is not None else workers.default_workers()
+    if n < 1:
+        raise InputError(f"workers must be >= 1 (got {n})")
+    return workers.Serial() if n == 1 else workers.LocalWorkers(n, cache_dir=cache, gpus=workers.gpu_count())
 
 
 _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
@@ -144,11 +170,12 @@ def main(argv=None) -> int:
         mnist = getattr(cfg, "mnist", None)
         if mnist is not None or os.environ.get("SGD_SDE_MNIST"):
             load_mnist(mnist)  # a missing or corrupt file fails here, before any output
-        _enable_compilation_cache()
+        cache = _enable_compilation_cache()
+        executor = _executor(args, cache)
         from .sweep import run
 
         with _timing() as report:
-            run(exp, cfg, out)
+            run(exp, cfg, out, executor=executor)
         print(report())
     except (InputError, DataError) as err:
         print(f"sgd-sde: error: {err}", file=sys.stderr)

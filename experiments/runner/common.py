@@ -1,7 +1,6 @@
 """Helpers shared by the experiments: data, per-seed rows, statistics over seeds, optimal batch size,
 slopes, plotting."""
 
-import functools
 import json
 import math
 import pathlib
@@ -26,12 +25,21 @@ def data_source(mnist: str | None) -> str:
     return models.load_mnist(mnist).source
 
 
-@functools.lru_cache(maxsize=4)
+_POOLS: dict = {}
+
+
 def pool(source: str):
-    """The MNIST pool a point names (loaded once per process)."""
+    """The MNIST pool a point names (loaded once per process, or provided by the driver)."""
     import models
 
-    return models.embedded_mnist() if source == "embedded" else models.load_mnist(source)
+    if source not in _POOLS:
+        _POOLS[source] = models.embedded_mnist() if source == "embedded" else models.load_mnist(source)
+    return _POOLS[source]
+
+
+def provide_pool(source: str, value) -> None:
+    """Install a pool shipped by the driver (a Ray worker on a machine without the user's folder)."""
+    _POOLS[source] = value
 
 
 def final_rows(traj, **extra_per_seed) -> list[dict]:

@@ -11,6 +11,7 @@
 - A progress bar with ETA on a terminal; plain lines in CI logs.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -80,15 +81,21 @@ def run_sweep(
     points: list[dict],
     *,
     seeds: list[int] | Callable[[dict], list[int]],
-    evaluate: Callable[[list[dict], list[int]], list[list[dict]]],
+    evaluate: Callable[[list[dict], list[int]], list[list[dict]]] | str,
     shape: Callable[[dict], Hashable] = lambda point: 0,
     chunk_size: int = 8,
     label: str | None = None,
+    executor=None,
 ) -> list[dict]:
     """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
     of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
-    seed (with `diverged` and `diverged_step` where a run can diverge). `seeds` is one list for every
-    point or a function of the point (points of one chunk share their seeds)."""
+    seed (with `diverged` and `diverged_step` where a run can diverge); it is a function, or its name
+    "module:function" (needed by worker processes and Ray). `seeds` is one list for every point or a
+    function of the point (points of one chunk share their seeds). `executor`: where chunks run
+    (`workers.Serial()` by default, `workers.LocalWorkers(n)`, `workers.RayWorkers(address)`); this
+    process alone appends rows, each chunk's as soon as it finishes."""
+    from . import workers
+
     seeds_of = seeds if callable(seeds) else (lambda point: seeds)
     results = Results(experiment, out)
     results.check()
@@ -103,39 +110,74 @@ def run_sweep(
     if n_todo < len(points):
         print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
               flush=True)
+    executor = executor if executor is not None else workers.Serial()
+    tasks = [([points[i] for i in chunk], seeds_of(points[chunk[0]])) for chunk in todo]
     n_seeds = sorted({len(seeds_of(p)) for p in points}) or [0]
-    with Progress(max(n_todo, 1), label or f"{experiment} ({len(points)} points x "
-                  f"{'/'.join(map(str, n_seeds))} seeds)", unit="point") as advance:
-        finished = 0
-        for chunk in todo:
-            chunk_seeds = seeds_of(points[chunk[0]])
-            outputs = evaluate([points[i] for i in chunk], chunk_seeds)
-            rows = []
-            for i, per_seed in zip(chunk, outputs):
-                for seed, values in zip(chunk_seeds, per_seed):
-                    if (hashes[i], seed) in done:
-                        continue
-                    row = {"experiment": experiment, "hash": hashes[i], "seed": seed,
-                           "config": points[i], "diverged": False, "diverged_step": None, **values}
-                    rows.append(row)
-                    done[(hashes[i], seed)] = row
-            results.append(rows)
-            finished += len(chunk)
-            advance(finished)
+    with executor:
+        title = label or (f"{experiment} ({len(points)} points x {'/'.join(map(str, n_seeds))} seeds"
+                          + (f", {executor.workers} workers)" if executor.workers > 1 else ")"))
+        with Progress(max(n_todo, 1), title, unit="point") as advance:
+            finished, partial = 0, {}
+
+            def report(index, fraction):
+                partial[index] = min(fraction, 1.0) * len(todo[index])
+                advance(finished + sum(partial.values()))
+
+            for index, outputs in executor.run(evaluate, tasks, report):
+                chunk, (_, chunk_seeds) = todo[index], tasks[index]
+                rows = []
+                for i, per_seed in zip(chunk, outputs):
+                    for seed, values in zip(chunk_seeds, per_seed):
+                        if (hashes[i], seed) in done:
+                            continue
+                        row = {"experiment": experiment, "hash": hashes[i], "seed": seed,
+                               "config": points[i], "diverged": False, "diverged_step": None, **values}
+                        rows.append(row)
+                        done[(hashes[i], seed)] = row
+                results.append(rows)
+                partial.pop(index, None)
+                finished += len(chunk)
+                advance(finished + sum(partial.values()))
     return [done[(h, s)] for h, p in zip(hashes, points) for s in seeds_of(p)]
 
 
-def run(experiment, cfg, out: pathlib.Path) -> dict:
+@contextlib.contextmanager
+def driver_lock(out: pathlib.Path, stem: str):
+    """One driver per results file: a second one on the same folder fails at once with one line
+    (the lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies)."""
+    import fcntl
+
+    import sim
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f".{stem}.lock"
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise sim.InputError(f"another sgd-sde is already running {stem} in {out}: wait for it to finish, "
+                             f"or choose another --out") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def run(experiment, cfg, out: pathlib.Path, *, executor=None) -> dict:
     """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
-    (resumable, rows in OUT/<results name>.jsonl), the summary, the figure; prints the report and
-    returns the summary."""
+    (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the summary, the
+    figure; prints the report and returns the summary."""
     from .contract import validate
 
     validate(cfg)
     inputs = {name: load_rows(name, out, needed_by=experiment.name) for name in experiment.needs}
     points = experiment.grid(cfg)
-    rows = run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
-                     evaluate=experiment.evaluator(), shape=experiment.shape, chunk_size=experiment.chunk_size)
+    with driver_lock(out, experiment.results_name):
+        rows = run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
+                         evaluate=experiment.evaluate, shape=experiment.shape,
+                         chunk_size=experiment.chunk_size, executor=executor)
     summary = experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)

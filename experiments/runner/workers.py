@@ -1,0 +1,214 @@
+"""Where the chunks of a sweep run: in this process, in local worker processes, or as Ray tasks.
+
+Every executor takes the experiment's evaluate function BY NAME ("module:function", importable in a
+fresh process or on another machine) and chunks of (points, seeds); it yields (chunk index, outputs)
+as chunks finish, and reports progress inside a chunk as (chunk index, fraction done). The driver
+alone writes rows. A chunk's numbers depend only on its points and seeds (every key is derived from
+them), so where and in which order chunks run never changes a number.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import multiprocessing
+import os
+import queue as queue_module
+from collections.abc import Callable, Iterator
+
+Task = tuple[list[dict], list[int]]
+
+
+def resolve(name: str | Callable) -> Callable:
+    """The evaluate function a name "module:function" stands for (a function is itself: in-process only)."""
+    if callable(name):
+        return name
+    module, function = name.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _evaluate_with_progress(name: str, index: int, task: Task, report: Callable[[int, float], None]):
+    import sim
+
+    points, seeds = task
+    with sim.on_progress(lambda done, total: report(index, done / max(total, 1))):
+        return resolve(name)(points, seeds)
+
+
+class Serial:
+    """Chunks one after another in this process."""
+
+    workers = 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+        for index, task in enumerate(tasks):
+            yield index, _evaluate_with_progress(name, index, task, report)
+
+
+# ---- local worker processes -------------------------------------------------------------------
+
+_queue = None
+
+
+# The driver's JAX settings that change numbers: a worker runs with the same ones (a float64 driver
+# with float32 workers would write other rows).
+_SETTINGS = ("jax_enable_x64", "jax_numpy_dtype_promotion", "jax_default_matmul_precision")
+
+
+def jax_settings() -> dict:
+    import jax
+
+    values = {name: getattr(jax.config, name) for name in _SETTINGS}
+    return {name: getattr(v, "value", v) for name, v in values.items()}  # enums as their strings
+
+
+def _init_worker(progress_queue, cache_dir, device_queue=None, settings=None):
+    global _queue
+    _queue = progress_queue
+    if device_queue is not None:  # one GPU per worker, before JAX starts in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
+    import jax
+
+    for name, value in (settings or {}).items():
+        jax.config.update(name, value)
+    if cache_dir:
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _report_to_queue(index, fraction):
+    _queue.put((index, fraction))
+
+
+def _work(name: str, index: int, task: Task):
+    return _evaluate_with_progress(name, index, task, _report_to_queue)
+
+
+class LocalWorkers:
+    """Chunks in `workers` fresh processes (spawned, never forked: JAX's threads do not survive a
+    fork); they share the persistent compilation cache, so a shape compiled by one is read by the
+    others."""
+
+    def __init__(self, workers: int, cache_dir: str | None = None, gpus: int = 0):
+        self.workers = workers
+        self.cache_dir = cache_dir
+        self.gpus = gpus  # > 1: worker k sees GPU k % gpus only
+
+    def __enter__(self):
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue()
+        devices = None
+        if self.gpus > 1:
+            devices = context.Queue()
+            for k in range(self.workers):
+                devices.put(k % self.gpus)
+        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                           initargs=(self.queue, self.cache_dir, devices, jax_settings()))
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        return False
+
+    def _drain(self, report):
+        while True:
+            try:
+                index, fraction = self.queue.get_nowait()
+            except queue_module.Empty:
+                return
+            report(index, fraction)
+
+    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+        if not isinstance(name, str):
+            raise TypeError("worker processes need evaluate as a name 'module:function'")
+        futures = {self.pool.submit(_work, name, i, task): i for i, task in enumerate(tasks)}
+        while futures:
+            finished, _ = cf.wait(futures, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            self._drain(report)
+            for future in finished:
+                index = futures.pop(future)
+                yield index, future.result()
+
+
+# ---- Ray --------------------------------------------------------------------------------------
+
+class RayWorkers:
+    """Chunks as Ray tasks on a cluster (`address`, e.g. "192.0.2.7:6379" or "auto"), or on a local Ray
+    instance started here when address is None ("local": `num_cpus` CPUs). Data pools the points name
+    are put in the object store once and handed to every task. One CPU per task."""
+
+    def __init__(self, address: str | None, *, num_cpus: int | None = None, cache_dir: str | None = None):
+        self.address, self.num_cpus, self.cache_dir = address, num_cpus, cache_dir
+
+    @property
+    def workers(self) -> int:
+        import ray
+
+        return int(ray.cluster_resources().get("CPU", 1))
+
+    def __enter__(self):
+        import ray
+
+        if self.address is None:
+            ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        self._started = True
+        return self
+
+    def __exit__(self, *exc):
+        import ray
+
+        ray.shutdown()
+        return False
+
+    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+        import ray
+
+        from . import common
+
+        sources = sorted({p["data"] for points, _ in tasks for p in points if "data" in p})
+        pools = {s: ray.put(common.pool(s)) for s in sources}
+        remote = ray.remote(num_cpus=1)(_ray_work)
+        settings = jax_settings()
+        refs = {remote.remote(name, task, {s: pools[s] for s in sources}, self.cache_dir, settings): i
+                for i, task in enumerate(tasks)}
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                yield refs.pop(ref), ray.get(ref)
+
+
+def _ray_work(name: str, task: Task, pool_refs: dict, cache_dir: str | None, settings: dict):
+    import ray
+
+    from . import common
+
+    for source, ref in pool_refs.items():
+        common.provide_pool(source, ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref)
+    _init_worker(None, cache_dir, None, settings)
+    return resolve(name)(*task)
+
+
+def default_workers() -> int:
+    """One worker per GPU where JAX finds several; else half the cores (XLA's own threads use the
+    rest), at most 8, and 1 (in-process) on a machine of fewer than 4 cores."""
+    import jax
+
+    if gpu_count() > 1:
+        return gpu_count()
+    cores = os.cpu_count() or 1
+    return 1 if cores < 4 else min(cores // 2, 8)
+
+
+def gpu_count() -> int:
+    import jax
+
+    return sum(d.platform == "gpu" for d in jax.devices())

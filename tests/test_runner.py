@@ -1,0 +1,115 @@
+"""The sweep runner at scale: rows identical serial / local workers / Ray, resume after the driver is
+killed under each, one driver per folder, progress from inside the compiled loop."""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax.random as jr
+import pytest
+
+import models
+import sim
+from experiments.paper import batch_size
+from experiments.runner import workers
+from experiments.runner.sweep import driver_lock, run_sweep
+
+FIG4 = {e.name: e for e in batch_size.EXPERIMENTS}["fig4"]
+# Five chunks (one per B) of two seeds, a few seconds each: enough for two workers to interleave.
+CFG = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(1, 2, 5, 10, 20), n_trains=(50,), steps=30, seeds=2)
+
+
+def _sweep(out, executor):
+    return run_sweep("fig4", out, batch_size.grid(CFG), seeds=[0, 1], evaluate=FIG4.evaluate,
+                     shape=FIG4.shape, chunk_size=FIG4.chunk_size, executor=executor)
+
+
+def _lines(out):
+    """The results file's rows, sorted: workers append chunks as they finish, so the ORDER of the
+    lines may differ from a serial run's; the rows themselves must be byte-identical."""
+    return sorted((out / "fig4.jsonl").read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    rows = _sweep(out, workers.Serial())
+    return out, rows
+
+
+def test_local_workers_write_exactly_the_rows_of_a_serial_run(serial, tmp_path):
+    out, rows = serial
+    parallel = _sweep(tmp_path, workers.LocalWorkers(2))
+    assert _lines(tmp_path) == _lines(out) and len(_lines(out)) == 10
+    assert parallel == rows  # returned in grid order, whatever order the chunks finished in
+
+
+def test_ray_writes_exactly_the_rows_of_a_serial_run_and_resumes(serial, tmp_path):
+    """A real local Ray instance (2 CPUs). The results file starts with the first two chunks' rows,
+    as a driver killed after two chunks leaves it: Ray computes only the other three."""
+    pytest.importorskip("ray")  # installed by CI (pip install -e ".[test,ray]")
+    out, _ = serial
+    first = (out / "fig4.jsonl").read_text().splitlines()[:4]
+    (tmp_path / "fig4.jsonl").write_text("\n".join(first) + "\n")
+    _sweep(tmp_path, workers.RayWorkers(None, num_cpus=2))
+    assert _lines(tmp_path) == _lines(out)
+    assert (tmp_path / "fig4.jsonl").read_text().splitlines()[:4] == first  # kept, not recomputed
+
+
+def _cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "experiments", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+
+
+def test_driver_killed_under_workers_resumes_to_the_serial_rows(serial, tmp_path):
+    """kill -9 of the driver and its two workers once some chunk is written; the same command again
+    ends with exactly the rows of the serial run."""
+    out, _ = serial
+    args = ["fig4", "--tiny", "--batch-sizes", "1,2,5,10,20", "--n-trains", "50", "--steps", "30",
+            "--seeds", "2", "--workers", "2", "--out", str(tmp_path)]
+    proc = _cli(*args)
+    results = tmp_path / "fig4.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 2:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    at_kill = results.read_text().count("\n")
+    assert 2 <= at_kill
+    again = _cli(*args)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert _lines(tmp_path) == _lines(out)
+
+
+def test_a_second_driver_on_the_same_folder_exits_2(tmp_path):
+    """While one driver holds the folder's lock, a second one says so in one line and exits 2 without
+    computing or writing anything."""
+    with driver_lock(tmp_path, "fig4"):
+        proc = _cli("fig4", "--tiny", "--out", str(tmp_path))
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "already running fig4" in lines[0] and str(tmp_path) in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fig4.lock"]
+
+
+def test_progress_is_reported_from_inside_the_compiled_loop():
+    """One record interval of 200 steps (record_every = steps, as the batch-size sweeps run) still
+    reports its progress about 20 times, increasing, ending at the run's total."""
+    data = models.Dataset(jr.normal(jr.key(1), (16, 5)), jr.randint(jr.key(2), (16,), 0, 3),
+                          jr.normal(jr.key(3), (8, 5)), jr.randint(jr.key(4), (8,), 0, 3), 3)
+    seen = []
+    with sim.on_progress(lambda done, total: seen.append((done, total))):
+        sim.run_sgd(models.ShallowNet(5, 7, 3, key=jr.key(0)), data, lr=0.1, batch_size=4, steps=200,
+                    key=jr.key(5), record_every=200)
+    assert len(seen) == 20 and all(t == 200 for _, t in seen)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[0] == 10 and done[-1] == 200
