@@ -17,8 +17,8 @@ def _cli(*args, cwd):
     [
         (["compare", "--lr", "0"], "lr"),
         (["compare", "--lr", "-0.5"], "lr"),
-        (["compare", "--batch-size", "0"], "batch_size"),
-        (["compare", "--batch-size", "1001"], "batch_size"),
+        (["compare", "--batch-size", "0"], "batch-size"),
+        (["compare", "--batch-size", "1001"], "batch-size"),
         (["compare", "--momentum", "1"], "momentum"),
         (["compare", "--momentum", "-0.2"], "momentum"),
         (["compare", "--refinement", "0"], "refinement"),
@@ -32,10 +32,10 @@ def _cli(*args, cwd):
         (["measure", "--probes", "0"], "probes must"),
         (["measure", "--model", "cnn"], "model must"),
         (["fig4", "--batch-sizes", "1,2000"], "exceeds N"),
-        (["fig4", "--lrs", "0.1,-1"], "lr must be > 0"),
-        (["fig7", "--momenta", "0.5,1.0"], "momentum must"),
+        (["fig4", "--lrs", "0.1,-1"], "lrs must be > 0"),
+        (["fig7", "--momenta", "0.5,1.0"], "momenta must"),
         (["fig1", "--lam-min", "0"], "lam-min must"),
-        (["fig3", "--small-batch", "0"], "batch_size must"),
+        (["fig3", "--small-batch", "0"], "small-batch must"),
         (["fig9", "--batches", "0"], "batches must"),
         (["fig4", "--batch-sizes", "a,b"], "comma-separated"),
         (["departure", "--lrs", "0.2,0.1"], "lrs must be at least two increasing"),
@@ -78,7 +78,7 @@ def test_tiny_compare_end_to_end(tmp_path):
     acc = numbers["sde"]["test_accuracy"]
     assert len(acc) == 2 and len(acc[0]) == len(numbers["sde"]["steps"])
     assert numbers["noise_scale"] == pytest.approx(0.1 * (100 / 30 - 1) / 0.1)
-    assert "SGD (2 seeds): 20/20 steps (" in result.stderr  # plain progress lines off a terminal
+    assert "compare (2 points x 2 seeds): started" in result.stderr  # plain progress lines off a terminal
 
 
 def test_list():

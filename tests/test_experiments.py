@@ -1,7 +1,8 @@
-"""Issue 4: every experiment end to end (tiny variants), the sweep runner's resume after kill -9,
+"""Every experiment end to end (tiny variants), the sweep runner's resume after kill -9,
 repair of a half-written row, and bad input."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from experiments._sweep import Results, run_sweep
+from experiments.runner.sweep import Results, run_sweep
 
 FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "weak-order", "side-by-side", "collapse",
            "departure", "noise-shape"]
@@ -21,14 +22,148 @@ def _cli(*args, cwd, **kwargs):
                           text=True, timeout=900, **kwargs)
 
 
+def _numbers(value):
+    """Every number in a JSON value (nested lists flattened; booleans and None are not numbers)."""
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return [float(value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+POSITIVE = math.ulp(0.0)  # a lower bound meaning "> 0"
+
+
+def _bounds(key):
+    """The range of a quantity by its name: accuracies and escape fractions in [0, 1], cross-entropies
+    and losses >= 0, sharpness, B_simple and NSR_B > 0; anything else only finite."""
+    if "accuracy" in key or key == "escaped":
+        return 0.0, 1.0
+    if "xent" in key or "loss" in key:
+        return 0.0, math.inf
+    if "eigenvalue" in key or key in ("b_simple", "nsr"):
+        return POSITIVE, math.inf
+    return -math.inf, math.inf
+
+
+def _check_row(row):
+    """One result row (one point and seed): every number finite unless the run diverged, each quantity
+    in the range its name implies (`_bounds`), counts and times >= 0, and Fig 9's sample moments with
+    excess kurtosis >= skew^2 - 2 (Pearson's inequality, exact for sample moments too), JB >= 0 and
+    p in [0, 1]."""
+    meta = {"config", "hash", "experiment", "seed", "diverged", "diverged_step"}
+    for key, value in row.items():
+        if key in meta:
+            continue
+        nums = _numbers(value)
+        if not row["diverged"]:
+            assert all(math.isfinite(v) for v in nums), (key, value)
+        low, high = _bounds(key)
+        assert all(low <= v <= high for v in nums if math.isfinite(v)), (key, value)
+        if key in ("time", "steps", "dropped", "diverged_runs"):
+            assert all(v >= 0 for v in nums), (key, value)
+        if key.endswith("_stats"):  # fig9: (skew, excess kurtosis, JB, p)
+            skew, kurt, jb, p = value
+            assert kurt >= skew**2 - 2 - 1e-9 and jb >= 0 and 0 <= p <= 1, (key, value)
+        if key == "batch_var_ratio":  # 1 in expectation; 200 batches: s.e. ~ 0.1
+            assert 0.5 < value < 1.5, value
+
+
+def _mean_in(triple, low, high=math.inf):
+    """A (mean, s.e., n) triple as mean_se writes it: mean in [low, high] and s.e. >= 0 when there are
+    values; NaN mean and no count when there are none."""
+    mean, se, n = triple
+    if n == 0:
+        return math.isnan(mean)
+    return low <= mean <= high and (math.isnan(se) if n == 1 else se >= 0)
+
+
+def _check_numbers(name, out):
+    """The headline numbers of each tiny run's JSON: finite and in range (structure alone is not
+    enough: a NaN or a percentage where a fraction belongs would pass it)."""
+    def load(stem):
+        return json.loads((out / f"{stem}.json").read_text())
+
+    if name == "fig1":
+        for series in load("fig1")["series"].values():
+            assert all(_mean_in(t, 0, 1) for t in series["train_accuracy"] + series["test_accuracy"])
+            assert all(_mean_in(t, 0) for t in series["test_xent"])
+            assert all(_mean_in(t, -math.inf) for t in series["log_evidence_ratio"])
+        claims = load("fig2")["claims"]
+        assert all(0 <= v <= 1 for k, v in claims.items() if "accuracy" in k)
+        assert -1 <= claims["rank_correlation_evidence_vs_minus_test_xent"] <= 1
+        assert all(math.isfinite(v) for v in claims.values())
+    elif name in ("fig3", "fig8"):
+        claims = load(name)["claims"]
+        for key, value in claims.items():
+            if "accuracy" in key:
+                assert _mean_in(value, 0, 1) if isinstance(value, list) else 0 <= value <= 1, key
+            if "xent" in key:
+                assert _mean_in(value, 0), key
+    elif name in ("fig4", "fig5", "fig6", "fig7"):
+        numbers = load(name)
+        for o in numbers["optima"].values():
+            assert o["b_opt"] in o["batch_sizes"] and o["log_sigma"] > 0
+            assert all(_mean_in(t, 0, 1) for t in o["accuracy"])
+            means = [t[0] if t[2] else -math.inf for t in o["accuracy"]]
+            assert o["b_opt"] == o["batch_sizes"][means.index(max(means))]  # the best mean on the grid
+        if name != "fig4":
+            assert math.isfinite(numbers["slope"]) and numbers["slope_se"] > 0
+    elif name == "fig9":
+        c = load("fig9")["claims"]
+        for part in ("single", "batch"):
+            assert c[f"{part}_excess_kurtosis"] >= c[f"{part}_skew"] ** 2 - 2 - 1e-9
+            assert c[f"{part}_jarque_bera"] >= 0 and 0 <= c[f"{part}_p_value"] <= 1
+        assert 0.5 < c["batch_variance_over_theory"] < 1.5
+    elif name == "weak-order":
+        numbers = load("weak-order")
+        assert all(d > 0 for d in numbers["dt"])
+        assert all(e >= 0 and math.isfinite(e) for e in numbers["error"])
+        assert math.isfinite(numbers["reference"]) and math.isfinite(numbers["slope"])
+        for level in numbers["linear"]["levels"].values():
+            assert all(math.isfinite(e) for e in level["error"]) and all(se >= 0 for se in level["se"])
+            assert math.isfinite(level["slope"]) and level["reference_mean"] >= 0
+    elif name == "side-by-side":
+        for key, test in load("side-by-side")["tests"].items():
+            assert 0 <= test["ks"] <= 1 and 0 <= test["p"] <= 1, key
+            bounds = _bounds(key.split()[-1])  # "SDE r=1 test_accuracy"
+            assert _mean_in(test["sgd"], *bounds) and _mean_in(test["sde"], *bounds), key
+    elif name == "collapse":
+        for key, s in load("collapse")["summary"].items():
+            assert all(0 <= a <= 1 for a in s["accuracy_over_eps"]), key
+            assert s["spread"] >= 0 and s["seed_se"] >= 0, key
+    elif name == "departure":
+        numbers = load("departure")
+        assert all(v > 0 for v in numbers["nsr"] + numbers["lambda_max"])
+        lrs = [q["lr"] for q in numbers["rungs"]]
+        assert all(q["g"] > 0 and q["batch_size"] >= 1 for q in numbers["rungs"])
+        for ladder in numbers["sde"].values():
+            assert ladder["parted_lr"] is None or ladder["parted_lr"] in lrs
+            for c in ladder["comparisons"]:
+                assert 0 <= c["test_accuracy"]["sgd"][0] <= 1 and 0 <= c["test_accuracy"]["sde"][0] <= 1
+                assert c["train_loss"]["sgd"][0] >= 0 and c["test_xent"]["sde"][0] >= 0
+    elif name == "noise-shape":
+        numbers = load("noise-shape")
+        assert all(0 <= e["final"] <= 1 and e["se"] >= 0 for e in numbers["escape"].values())
+        assert all(k["rate"] > 0 and k["temperature"] > 0 for k in numbers["kramers"].values())
+        for key, test in numbers["net"].items():
+            bounds = _bounds(key.split()[-1])  # "gradient test_accuracy"
+            assert _mean_in(test["sgd"], *bounds) and _mean_in(test["sde"], *bounds), key
+    else:
+        raise AssertionError(f"no plausibility checks for {name}")
+
+
 @pytest.mark.parametrize("name", FIGURES)
 def test_tiny_experiment_end_to_end_and_resume(tmp_path, name):
+    """Each experiment's tiny run: PNGs, one row per point and seed, numbers finite and in range, and
+    a second run finds everything done."""
     result = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs and all((tmp_path / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     rows = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
     assert rows and all(len(r["hash"]) == 16 and "config" in r for r in rows)
+    for row in rows:
+        _check_row(row)
+    _check_numbers(name, tmp_path)
     again = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     assert again.returncode == 0 and "already in" in again.stdout
     assert len(next(tmp_path.glob("*.jsonl")).read_text().splitlines()) == len(rows)
@@ -99,9 +234,9 @@ def test_folder_with_another_experiments_results(tmp_path):
 def test_euler_maruyama_weak_order_one_on_the_quadratic():
     """Exact EM moments against the exact OU solution: halving dt halves the weak error once
     dt * lambda_max(A) is small (ratios within 5% of 2 at r = 16 -> 32 -> 64)."""
-    from experiments import weak_order
+    from experiments.studies import weak_order
 
-    cfg = weak_order.QUICK
+    cfg = weak_order.Config()
     reference = weak_order.exact_sde(cfg)
     errors = [abs(weak_order.exact_em(cfg, r) - reference) for r in (16, 32, 64)]
     ratios = [errors[0] / errors[1], errors[1] / errors[2]]
@@ -109,11 +244,13 @@ def test_euler_maruyama_weak_order_one_on_the_quadratic():
 
 
 def test_bopt_prediction_reads_a_sweep(tmp_path):
-    """Study 6 runs on a Fig 4 sweep's rows in the same folder, and refuses to run without them."""
+    """bopt-prediction declares that it reads fig5's rows: without them it says which command makes
+    them (one line, exit 2, nothing written); with them it runs."""
     missing = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
-    assert missing.returncode == 2 and "fig4.jsonl not found" in missing.stderr
+    lines = missing.stderr.strip().splitlines()
+    assert missing.returncode == 2 and len(lines) == 1 and "sgd-sde fig5 --tiny" in lines[0]
     assert not list(tmp_path.iterdir())
-    assert _cli("fig4", "--tiny", "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+    assert _cli("fig5", "--tiny", "--out", str(tmp_path), cwd=tmp_path).returncode == 0
     result = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     numbers = json.loads((tmp_path / "bopt-prediction.json").read_text())
@@ -123,7 +260,7 @@ def test_bopt_prediction_reads_a_sweep(tmp_path):
 def test_departure_crossing_is_exact_for_a_power_law():
     """NSR_B falls like 1/eps at fixed g: on ys = 10/x the log-log interpolation must find 1 at x = 10
     exactly, and report None when the ladder never reaches it."""
-    from experiments.departure import crossing
+    from experiments.studies.departure import crossing
 
     xs = [1.0, 3.0, 30.0, 100.0]
     assert crossing(xs, [10 / x for x in xs]) == pytest.approx(10.0, rel=1e-12)

@@ -37,7 +37,9 @@ class Config:
     batch_sizes: tuple = param((1, 3, 10, 30, 100, 300, 1000), checks.integer, help="batch sizes B")
     steps: int = param(2000, checks.integer, help="updates per run (at budget_lr when budget_lr > 0)")
     budget_lr: float = param(0.0, checks.non_negative,
-                             help="> 0: steps scale as steps * budget_lr / lr (Fig 5: 10,000/eps updates)")
+                             help="> 0: equal SDE time, steps scale as steps * budget_lr / lr (Fig 5's rule)")
+    budget_n: int = param(0, checks.integer, low=0,
+                          help="> 0: equal epochs, steps scale as steps * N / budget_n (the N sweep)")
     l2: float = param(0.0, checks.non_negative, help="L2 lam in the summed cost C")
     seeds: int = param(2, checks.integer, help="seeds (one initialisation each)")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
@@ -47,7 +49,9 @@ class Config:
             if b > max(self.n_trains):
                 raise sim.InputError(f"batch-sizes: B = {b} exceeds N = {max(self.n_trains)} (impossible point)")
 
-    def steps_for(self, lr):
+    def steps_for(self, lr, n_train=None):
+        if self.budget_n > 0 and n_train is not None:
+            return max(1, int(round(self.steps * n_train / self.budget_n)))
         if self.budget_lr > 0:
             return max(1, int(round(self.steps * self.budget_lr / lr)))
         return self.steps
@@ -61,7 +65,7 @@ def grid(cfg: Config) -> list[dict]:
             for m in cfg.momenta:
                 for b in cfg.batch_sizes:
                     if b <= n:
-                        out.append(dict(lr=lr, momentum=m, n_train=n, batch_size=b, steps=cfg.steps_for(lr),
+                        out.append(dict(lr=lr, momentum=m, n_train=n, batch_size=b, steps=cfg.steps_for(lr, n),
                                         l2=cfg.l2, data=source))
     return out
 
@@ -183,7 +187,8 @@ class _Figure:
 
 def _caption(cfg: Config) -> str:
     return (f"Shallow net, momentum SGD, {cfg.seeds} seed(s), steps {cfg.steps}"
-            + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "") + f", eps {cfg.lrs}, "
+            + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "")
+            + (f" x N/{cfg.budget_n}" if cfg.budget_n else "") + f", eps {cfg.lrs}, "
             f"m {cfg.momenta}, N {cfg.n_trains}. Shaded: B_opt ± half a grid step.")
 
 
@@ -214,27 +219,41 @@ def _numbers(opt, fig: _Figure) -> dict:
     return numbers
 
 
+# The paper-scale batch-size grid: a factor 2 apart, from below to well above every expected optimum
+# (refined around each peak afterwards).
+PAPER_B = (2, 4, 8, 16, 32, 64, 128, 256)
+
 EXPERIMENTS = (
     _experiment(_Figure("fig4", 4, "lr", "eps"),
                 "Fig 4: test accuracy after a fixed budget against B: an interior optimum",
                 {"tiny": Config(batch_sizes=(1, 10, 100), steps=10, n_trains=(100,), seeds=1),
                  "quick": Config(),
-                 "paper": Config(steps=10000, seeds=3)}),
+                 "paper": Config(batch_sizes=PAPER_B, steps=10000, seeds=4)}),
     _experiment(_Figure("fig5", 5, "lr", "eps", slope_name="eps"),
                 "Fig 5: optimal B against eps (updates proportional to 1/eps), fitted slope",
                 {"tiny": Config(lrs=(0.05, 0.1), steps=10, budget_lr=0.1, batch_sizes=(1, 10, 100),
                                 n_trains=(100,), seeds=1),
                  "quick": Config(lrs=(0.025, 0.05, 0.1), steps=1000, budget_lr=0.1,
                                  batch_sizes=(1, 3, 10, 30, 100, 300)),
-                 "paper": Config(lrs=(0.025, 0.05, 0.1, 0.2), steps=10000, budget_lr=1.0, seeds=3)}),
+                 # The paper's rule, updates proportional to 1/eps (equal SDE time; 10,000 at eps = 0.1),
+                 # and the fixed budget of 10,000 updates at every eps.
+                 "paper": Config(lrs=(0.025, 0.05, 0.1, 0.2), batch_sizes=PAPER_B, steps=10000, budget_lr=0.1,
+                                 seeds=4),
+                 "paper-updates": Config(lrs=(0.025, 0.05, 0.1, 0.2), batch_sizes=PAPER_B, steps=10000,
+                                         seeds=4)}),
     _experiment(_Figure("fig6", 6, "n_train", "N", slope_name="N"),
                 "Fig 6: optimal B against N, fitted slope",
                 {"tiny": Config(n_trains=(50, 100), steps=10, batch_sizes=(1, 10, 50), seeds=1),
                  "quick": Config(n_trains=(250, 500, 1000), batch_sizes=(1, 3, 10, 30, 100, 300)),
-                 "paper": Config(n_trains=(500, 1000, 2000, 4000), steps=10000, seeds=3)}),
+                 # 10,000 updates at every N (the paper's), and equal epochs (10,000 updates at N = 1000).
+                 "paper": Config(n_trains=(500, 1000, 2000, 4000), batch_sizes=PAPER_B + (512, 1024), steps=10000,
+                                 seeds=4),
+                 "paper-epochs": Config(n_trains=(500, 1000, 2000, 4000), batch_sizes=PAPER_B + (512, 1024),
+                                        steps=10000, budget_n=1000, seeds=4)}),
     _experiment(_Figure("fig7", 7, "momentum", "m", slope_name="1/(1 - m)", transform=lambda m: 1 / (1 - m)),
                 "Fig 7: optimal B against 1/(1 - m), fitted slope",
                 {"tiny": Config(momenta=(0.0, 0.9), steps=10, batch_sizes=(1, 10, 100), n_trains=(100,), seeds=1),
                  "quick": Config(momenta=(0.0, 0.5, 0.9), batch_sizes=(1, 3, 10, 30, 100, 300)),
-                 "paper": Config(momenta=(0.0, 0.5, 0.8, 0.9), steps=10000, seeds=3)}),
+                 # 1/(1 - m) = 1, 2, 4, 8: 10,000 updates each.
+                 "paper": Config(momenta=(0.0, 0.5, 0.75, 0.875), batch_sizes=PAPER_B, steps=10000, seeds=4)}),
 )

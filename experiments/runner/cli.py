@@ -49,7 +49,7 @@ def _parser(experiments) -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the experiments")
     for name, exp in experiments.items():
         module = sys.modules[exp.grid.__module__]
-        p = sub.add_parser(name, help=exp.summary, description=f"{exp.summary}\n\n{(module.__doc__ or '').strip()}",
+        p = sub.add_parser(name, help=exp.summary, description=(module.__doc__ or exp.summary).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         # One starting configuration at a time: two would leave the reader guessing which one ran.
         start = p.add_mutually_exclusive_group()
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
 
         Results(exp.results_name, out).check()
         for need in exp.needs:
-            load_rows(need, out, needed_by=exp.name)
+            load_rows(need, out, needed_by=exp.name, preset=args.preset)
         mnist = getattr(cfg, "mnist", None)
         if mnist is not None or os.environ.get("SGD_SDE_MNIST"):
             load_mnist(mnist)  # a missing or corrupt file fails here, before any output
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         from .sweep import run
 
         with _timing() as report:
-            run(exp, cfg, out, executor=executor)
+            run(exp, cfg, out, executor=executor, preset=args.preset)
         print(report())
     except (InputError, DataError) as err:
         print(f"sgd-sde: error: {err}", file=sys.stderr)

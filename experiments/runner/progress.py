@@ -34,6 +34,7 @@ class Progress:
     def __enter__(self):
         self.start = time.perf_counter()
         self.next_line = self.start + self.first
+        self.finished = False
         if self.stream.isatty():
             self.bar = tqdm(total=self.total, desc=self.label, unit=self.unit, file=self.stream,
                             dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]")
@@ -47,7 +48,10 @@ class Progress:
             self.bar.refresh()
             return
         now = time.perf_counter()
+        if self.finished:
+            return
         if now >= self.next_line or done >= self.total:
+            self.finished = done >= self.total
             elapsed = now - self.start
             eta = elapsed / done * (self.total - done) if done > 0 else float("nan")
             print(f"{self.label}: {done:.2f}/{self.total} {self.unit}s ({100 * done / self.total:.1f}%), "

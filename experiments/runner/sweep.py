@@ -165,14 +165,14 @@ def driver_lock(out: pathlib.Path, stem: str):
         handle.close()
 
 
-def run(experiment, cfg, out: pathlib.Path, *, executor=None) -> dict:
+def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None = None) -> dict:
     """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
     (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the summary, the
     figure; prints the report and returns the summary."""
     from .contract import validate
 
     validate(cfg)
-    inputs = {name: load_rows(name, out, needed_by=experiment.name) for name in experiment.needs}
+    inputs = {name: load_rows(name, out, needed_by=experiment.name, preset=preset) for name in experiment.needs}
     points = experiment.grid(cfg)
     with driver_lock(out, experiment.results_name):
         rows = run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
@@ -186,14 +186,15 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None) -> dict:
     return summary
 
 
-def load_rows(name: str, out: pathlib.Path, *, needed_by: str | None = None) -> list[dict]:
+def load_rows(name: str, out: pathlib.Path, *, needed_by: str | None = None, preset: str | None = None) -> list[dict]:
     """The rows of experiment `name` in folder `out`; a missing file is an InputError that says how
-    to make it."""
+    to make it (with the same preset as the experiment that needs them)."""
     import sim
 
     results = Results(name, out)
     if not results.path.exists():
-        who = f"{needed_by} reads" if needed_by else "no"
-        raise sim.InputError(f"{who} rows of {name} in {out}: run `sgd-sde {name} --out {out}` first")
+        flag = "" if preset in (None, "quick") else (f" --{preset}" if preset in ("tiny", "paper") else f" --preset {preset}")
+        who = f"{needed_by} reads the" if needed_by else "no"
+        raise sim.InputError(f"{who} rows of {name}, not in {out}: run `sgd-sde {name}{flag} --out {out}` first")
     results.check()
     return list(results.load().values())

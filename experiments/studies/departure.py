@@ -1,4 +1,4 @@
-"""Study 3 of issue 5: where does the SDE stop tracking SGD?
+"""Where does the SDE stop tracking SGD?
 
 At a fixed noise scale g = eps (N/B - 1) (m = 0), eps climbs a ladder and B climbs with it
 (B = N / (g/eps + 1), rounded; the actual g is reported). Every point trains for the same SDE time T
@@ -19,57 +19,46 @@ Two predictions are computed from our own measurements at SGD's final parameters
 - Discretisation: SGD's step becomes unstable at eps * lambda_max(mean-loss Hessian) = 2; eps *
   lambda_max at the parting rung is reported beside it.
 
-Quick: the linear model on the binary task (N = 800), lam = 1, g = 4, eps from 0.025 to 1 (SGD turns unstable near the top),
-T = 0.125, 16 seeds, SDE at r = 1 and r = 4 (r = 1 matches SGD's first two moments per step exactly,
-so any parting there is the non-Gaussianity of the batch noise; r = 4 is closer to the SDE proper).
+Quick: the linear model on the binary task (N = 800), lam = 1, g = 4, eps from 0.025 to 1 (SGD turns
+unstable near the top), T = 0.125, 16 seeds, SDE at r = 1 and r = 4 (r = 1 matches SGD's first two
+moments per step exactly, so any parting there is the non-Gaussianity of the batch noise; r = 4 is
+closer to the SDE proper).
 `--preset net`: the 784-800-10 net (N = 1000, lam = 0, g = 10, eps 0.05 ... 1.6, T = 0.1, 4 seeds,
 r = 2): 9 minutes on 2 cores, most of it the SDE's full pass over the data per step.
 """
 
 import dataclasses
 import math
-import pathlib
 
 import jax.random as jr
 import numpy as np
 
-import models
 import sim
 
-from . import _common
-from ._sweep import run_sweep
+from ..runner import common as _common
+from ..runner.contract import Experiment, param
 
+checks = sim.checks
 METRICS = ("train_loss", "test_accuracy", "test_xent")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    model: str = "logistic"
-    noise_scale: float = 4.0
-    lrs: tuple = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
-    sde_time: float = 0.125
-    l2: float = 1.0
-    n_train: int = 800
-    seeds: int = 16
-    refinements: tuple = (1, 4)
-    threshold: float = 3.0
-    mnist: str | None = None
+    model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (784-800-10)")
+    noise_scale: float = param(4.0, checks.positive, help="the fixed noise scale g = eps (N/B - 1)")
+    lrs: tuple = param((0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), checks.positive,
+                       help="the ladder of learning rates eps, increasing (B rises with eps)")
+    sde_time: float = param(0.125, checks.positive, help="SDE time T of every run (steps = T N / eps)")
+    l2: float = param(1.0, checks.non_negative, help="L2 lam in the summed cost C")
+    n_train: int = param(800, checks.integer, low=2, help="training-set size N")
+    seeds: int = param(16, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)")
+    refinements: tuple = param((1, 4), checks.integer, help="SDE refinements r (dt = eps/(N r)), one SDE each")
+    threshold: float = param(3.0, checks.positive, help="a metric parts beyond this many standard errors")
+    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
-    def validate(self):
-        _common.check_model(self.model)
-        sim._checks.positive("noise-scale", self.noise_scale)
+    def check(self):
         if len(self.lrs) < 2 or list(self.lrs) != sorted(set(self.lrs)):
             raise sim.InputError("lrs must be at least two increasing learning rates")
-        for lr in self.lrs:
-            sim._checks.positive("lrs", lr)
-        sim._checks.positive("sde-time", self.sde_time)
-        sim._checks.non_negative("l2", self.l2)
-        sim._checks.integer("n-train", self.n_train, low=2)
-        sim._checks.integer("seeds", self.seeds, low=2)
-        for r in self.refinements:
-            sim._checks.integer("refinements", r)
-        sim._checks.positive("threshold", self.threshold)
-        return self
 
     def rungs(self):
         out = []
@@ -80,19 +69,21 @@ class Config:
         return out
 
 
-EXPERIMENT = "departure"
-QUICK = Config()
-NET = Config(model="net", noise_scale=10.0, lrs=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6), sde_time=0.1, l2=0.0,
-             n_train=1000, seeds=4, refinements=(2,))
-PRESETS = {"net": NET}
-TINY = Config(lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=(1, 2))
+def grid(cfg: Config) -> list[dict]:
+    """SGD on every rung, then the SDE at each refinement on every rung."""
+    base = dict(model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
+    rungs = cfg.rungs()
+    points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
+    return points + [dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs]
 
 
-def evaluate(points, seeds, pool):
+def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    """Final metrics per seed; at SGD's final parameters also B_simple, NSR_B and lambda_max."""
     out = []
     for p in points:
-        traj, data = _common.train(p, pool, seeds, sde=dict(refinement=p["refinement"]), lr=p["lr"],
-                                   batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"], record_every=p["steps"])
+        traj, data = _common.train(p, _common.pool(p["data"]), seeds, sde=dict(refinement=p["refinement"]),
+                                   lr=p["lr"], batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"],
+                                   record_every=p["steps"])
         per_seed = []
         for s in range(len(seeds)):
             row = {m: float(traj.metric(m)[s, -1]) for m in METRICS}
@@ -138,15 +129,9 @@ def crossing(xs, ys, level=1.0):
     return None
 
 
-def main(cfg: Config, out: pathlib.Path) -> None:
-    cfg.validate()
-    pool = models.load_mnist(cfg.mnist)
-    base = dict(model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=pool.source)
-    rungs = cfg.rungs()
-    points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
-    points += [dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs]
-    rows = run_sweep(EXPERIMENT, out, points, seeds=list(range(cfg.seeds)),
-                     evaluate=lambda pts, seeds: evaluate(pts, seeds, pool), chunk_size=1)
+def summarize(rows: list[dict], cfg: Config) -> dict:
+    """NSR_B and lambda_max per rung (SGD's seeds), the NSR_B = 1 crossing, and per refinement the
+    comparison on every rung, its flags and the parting rung."""
     groups = _common.group_rows(rows, lambda c: (c["dynamics"], c["refinement"], c["lr"]))
     lrs = list(cfg.lrs)
     nsr, lam_max = [], []
@@ -156,7 +141,7 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         lam_max.append(_common.mean_se([r["top_eigenvalue"] for r in sgd])[0])
     finite_nsr = [(x, y) for x, y in zip(lrs, nsr) if np.isfinite(y)]
     predicted = crossing([x for x, _ in finite_nsr], [y for _, y in finite_nsr])
-    summary = dict(rungs=rungs, nsr=nsr, lambda_max=lam_max, nsr_predicted_lr=predicted, sde={})
+    summary = dict(rungs=cfg.rungs(), nsr=nsr, lambda_max=lam_max, nsr_predicted_lr=predicted, sde={})
     for r in cfg.refinements:
         comparisons = [compare(groups[("sgd", 1, lr)], groups[("sde", r, lr)]) for lr in lrs]
         flags = [parts(c, cfg.threshold) for c in comparisons]
@@ -164,6 +149,12 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         # rung parts too (an isolated flag below it is reported but is not the parting point).
         parted = next((lr for k, lr in enumerate(lrs) if all(flags[k:])), None)
         summary["sde"][f"r={r}"] = dict(comparisons=comparisons, parts=flags, parted_lr=parted)
+    return summary
+
+
+def figure(summary: dict, cfg: Config, out) -> None:
+    """|SDE - SGD| in s.e. per metric, test accuracy of both, and NSR_B and eps lambda_max / 2."""
+    lrs = list(cfg.lrs)
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
     styles = dict(train_loss="-", test_accuracy=":", test_xent="--")
@@ -185,8 +176,9 @@ def main(cfg: Config, out: pathlib.Path) -> None:
     axes[0].set_ylim(bottom=0)
     axes[0].set_title("|SDE - SGD| in standard errors")
     axes[0].legend(fontsize=6)
-    axes[2].plot(lrs, nsr, "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
-    axes[2].plot(lrs, [lr * h / 2 for lr, h in zip(lrs, lam_max)], "s--", color="C4", label="eps λmax / 2 (1 = unstable)")
+    axes[2].plot(lrs, summary["nsr"], "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
+    axes[2].plot(lrs, [lr * h / 2 for lr, h in zip(lrs, summary["lambda_max"])], "s--", color="C4",
+                 label="eps λmax / 2 (1 = unstable)")
     axes[2].axhline(1, color="k", lw=0.8)
     axes[2].set_yscale("log")
     axes[2].set_title("at SGD's final parameters")
@@ -195,24 +187,46 @@ def main(cfg: Config, out: pathlib.Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("eps (B rises with it, g fixed)")
     caption = (f"{cfg.model}, N = {cfg.n_train}, g = {cfg.noise_scale:g}, lam = {cfg.l2}, T = {cfg.sde_time:g}, "
-               f"{cfg.seeds} seeds, same initialisation per seed; B = {', '.join(str(q['batch_size']) for q in rungs)}.")
+               f"{cfg.seeds} seeds, same initialisation per seed; "
+               f"B = {', '.join(str(q['batch_size']) for q in summary['rungs'])}.")
     _common.save(fig, out, "departure", summary, caption)
-    print(f"where the SDE stops tracking SGD ({cfg.model}, g = {cfg.noise_scale:g}, T = {cfg.sde_time:g}, "
-          f"{cfg.seeds} seeds): SDE - SGD in s.e. per rung")
-    print(f"  {'eps':>6}{'B':>5}{'NSR_B':>8}{'eps λ/2':>9}  " + "  ".join(
-        f"{'r=' + str(r) + ' loss/acc/xent':>22}" for r in cfg.refinements))
-    for k, q in enumerate(rungs):
+
+
+def report(summary: dict, cfg: Config) -> str:
+    nsr, lam_max, predicted = summary["nsr"], summary["lambda_max"], summary["nsr_predicted_lr"]
+    lines = [f"where the SDE stops tracking SGD ({cfg.model}, g = {cfg.noise_scale:g}, T = {cfg.sde_time:g}, "
+             f"{cfg.seeds} seeds): SDE - SGD in s.e. per rung",
+             f"  {'eps':>6}{'B':>5}{'NSR_B':>8}{'eps λ/2':>9}  " + "  ".join(
+                 f"{'r=' + str(r) + ' loss/acc/xent':>22}" for r in cfg.refinements)]
+    for k, q in enumerate(summary["rungs"]):
         cells = []
         for r in cfg.refinements:
             c = summary["sde"][f"r={r}"]["comparisons"][k]
             mark = "*" if summary["sde"][f"r={r}"]["parts"][k] else " "
             cells.append(f"{c['train_loss']['z']:>7.1f}{c['test_accuracy']['z']:>6.1f}{c['test_xent']['z']:>7.1f}{mark}"
                          + (f" div {c['diverged'][0]}/{c['diverged'][1]}" if any(c["diverged"]) else ""))
-        print(f"  {q['lr']:>6g}{q['batch_size']:>5}{nsr[k]:>8.3g}{q['lr'] * lam_max[k] / 2:>9.3g}  " + "  ".join(
-            f"{cell:>22}" for cell in cells))
+        lines.append(f"  {q['lr']:>6g}{q['batch_size']:>5}{nsr[k]:>8.3g}{q['lr'] * lam_max[k] / 2:>9.3g}  "
+                     + "  ".join(f"{cell:>22}" for cell in cells))
     for r in cfg.refinements:
         parted = summary["sde"][f"r={r}"]["parted_lr"]
-        print(f"  SDE r={r}: parts from SGD from eps = {parted}" if parted is not None
-              else f"  SDE r={r}: tracks SGD over the whole ladder (no {cfg.threshold:g} s.e. departure to its top)")
-    print("  NSR_B = 1 (Li-Malladi-Arora criterion, our reading) at eps = "
-          + (f"{predicted:.3g}" if predicted is not None else f"none inside the ladder (NSR_B from {nsr[0]:.3g} to {nsr[-1]:.3g})"))
+        lines.append(f"  SDE r={r}: parts from SGD from eps = {parted}" if parted is not None
+                     else f"  SDE r={r}: tracks SGD over the whole ladder "
+                          f"(no {cfg.threshold:g} s.e. departure to its top)")
+    where = (f"{predicted:.3g}" if predicted is not None
+             else f"none inside the ladder (NSR_B from {nsr[0]:.3g} to {nsr[-1]:.3g})")
+    lines.append(f"  NSR_B = 1 (Li-Malladi-Arora criterion, our reading) at eps = {where}")
+    return "\n".join(lines)
+
+
+EXPERIMENTS = (
+    Experiment(
+        name="departure",
+        summary="raise eps at fixed g until the SDE parts from SGD; noise-to-signal criterion",
+        config=Config,
+        presets={"tiny": Config(lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=(1, 2)),
+                 "quick": Config(),
+                 "net": Config(model="net", noise_scale=10.0, lrs=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6), sde_time=0.1,
+                               l2=0.0, n_train=1000, seeds=4, refinements=(2,))},
+        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
+        chunk_size=1, section="studies"),
+)
