@@ -1,4 +1,4 @@
-"""Landscape measurements on the 784-800-10 net at N = 1000 (issue 3). Not a test.
+"""Landscape measurements on the 784-800-10 net at N = 1000. Not a test.
 
     python benchmarks/landscape.py
 

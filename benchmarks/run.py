@@ -1,4 +1,4 @@
-"""Speed ratios measured in one run (issue 2). Not a test: nothing here fails on a time.
+"""Speed ratios measured in one run. Not a test: nothing here fails on a time.
 
     python benchmarks/run.py [--steps 2000] [--sde-steps 100]
 

@@ -5,14 +5,14 @@ from ._checks import InputError as InputError
 from ._flat import METRICS as METRICS
 from ._flat import FlatModel as FlatModel
 from ._noise import AbstractNoise as AbstractNoise
-from ._noise import GradientNoise as GradientNoise
+from ._noise import GradientCovarianceNoise as GradientCovarianceNoise
 from ._noise import IsotropicNoise as IsotropicNoise
 from ._noise import gradient_covariance_trace as gradient_covariance_trace
 from ._lanczos import Eigenvalues as Eigenvalues
 from ._hessian import Estimate as Estimate
 from ._evidence import Evidence as Evidence
-from ._critical_batch import NoiseScale as NoiseScale
-from ._critical_batch import gradient_noise_scale as gradient_noise_scale
+from ._critical_batch import CriticalBatchSize as CriticalBatchSize
+from ._critical_batch import critical_batch_size as critical_batch_size
 from ._lanczos import hessian_top_eigenvalues as hessian_top_eigenvalues
 from ._hessian import hessian_trace as hessian_trace
 from ._hessian import hvp_cost as hvp_cost

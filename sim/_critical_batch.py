@@ -16,7 +16,7 @@ from ._hessian import hvp_cost, split_model
 from ._noise import gradient_covariance_trace
 
 
-class NoiseScale(NamedTuple):
+class CriticalBatchSize(NamedTuple):
     """Gradient noise scale (McCandlish et al. 2018) of the mean loss (1/N) C at w.
 
     b_simple = tr(Sigma)/|G|^2 (exact, per-example gradients in chunks); b_noise = tr(H Sigma)/(G^T H G),
@@ -32,7 +32,7 @@ class NoiseScale(NamedTuple):
 
 
 @eqx.filter_jit
-def _noise_scale(flat, w, data, l2, key, *, chunk, probes):
+def _critical_batch(flat, w, data, l2, key, *, chunk, probes):
     n = data.n_train
     ones = jnp.ones((n,), w.dtype)
     loss_grad_sum = flat.weighted_loss_grad(w, ones, data.x_train, data.y_train)
@@ -52,8 +52,8 @@ def _noise_scale(flat, w, data, l2, key, *, chunk, probes):
             jnp.std(values, ddof=1) / jnp.sqrt(probes), curvature)
 
 
-def gradient_noise_scale(model: Model, data: Dataset, *, key, l2: float = 0.0, chunk: int = 100,
-                         probes: int = 20) -> NoiseScale:
+def critical_batch_size(model: Model, data: Dataset, *, key, l2: float = 0.0, chunk: int = 100,
+                         probes: int = 20) -> CriticalBatchSize:
     """B_simple and B_noise of McCandlish et al. (2018) at the model's parameters."""
     flat, w = split_model(model, data)
     l2 = _checks.non_negative("l2", l2)
@@ -63,7 +63,7 @@ def gradient_noise_scale(model: Model, data: Dataset, *, key, l2: float = 0.0, c
         raise _checks.InputError("data: the gradient noise scale needs at least 2 training examples")
     with jax.default_matmul_precision("highest"):
         trace, g2, h_sigma, h_sigma_se, curvature = (
-            float(x) for x in _noise_scale(flat, w, data, jnp.asarray(l2, w.dtype), key,
+            float(x) for x in _critical_batch(flat, w, data, jnp.asarray(l2, w.dtype), key,
                                            chunk=chunk, probes=probes)
         )
-    return NoiseScale(trace / g2, h_sigma / curvature, h_sigma_se / abs(curvature), trace, g2)
+    return CriticalBatchSize(trace / g2, h_sigma / curvature, h_sigma_se / abs(curvature), trace, g2)

@@ -23,7 +23,7 @@ class AbstractNoise(eqx.Module):
         """-dC/dw dt + sqrt(g) L dW, computed as cheaply as the noise model allows."""
 
 
-class GradientNoise(AbstractNoise):
+class GradientCovarianceNoise(AbstractNoise):
     """Noise covariance g F(w), F the per-example gradient covariance (1/(N-1)), exact and matrix-free.
 
     With G the N x p matrix of centred per-example gradients, L = G^T / sqrt(N-1) has L L^T = F, and

@@ -15,7 +15,7 @@ from models import Dataset, Model
 
 from . import _checks, _run
 from ._flat import FlatModel
-from ._noise import AbstractNoise, GradientNoise
+from ._noise import AbstractNoise, GradientCovarianceNoise
 from ._trajectory import Trajectory
 
 
@@ -27,7 +27,7 @@ class SGDNoiseTerm(dfx.AbstractTerm):
     With `semi_implicit`, w moves with the updated u (symplectic Euler–Maruyama, weak order 1 like
     EM; at r = 1 it is momentum SGD's own update with Gaussian noise). The increment is then not
     linear in the control, which Diffrax's Euler never needs.
-    The noise model computes -dC/dw dt + sqrt(g) L dW; for `GradientNoise` that is one weighted VJP,
+    The noise model computes -dC/dw dt + sqrt(g) L dW; for `GradientCovarianceNoise` that is one weighted VJP,
     so a step costs one full-batch gradient. The Brownian increment of step k is
     sqrt(dt) * normal(fold_in(key, k)) with k = round(t0 / dt): deterministic for a key, independent
     across steps, and exact in float32 and float64 alike. With `fine` = q > 1 it is instead the sum of
@@ -94,7 +94,7 @@ def run_sde(
     momentum: float = 0.0,
     l2: float = 0.0,
     refinement: int = 1,
-    noise: AbstractNoise = GradientNoise(),
+    noise: AbstractNoise = GradientCovarianceNoise(),
     record_every: int | None = None,
     backend: str = "diffrax",
     scheme: str = "semi-implicit",
@@ -116,7 +116,7 @@ def run_sde(
 
     steps counts SGD-equivalent steps: the SDE runs to the time of `steps` SGD steps, taking
     steps * r Euler–Maruyama steps. At r = 1 (plain) one EM step has exactly the first two moments
-    of one SGD step. `noise`: `GradientNoise()` (g F, the paper's) or `IsotropicNoise()` (same
+    of one SGD step. `noise`: `GradientCovarianceNoise()` (g F, the paper's) or `IsotropicNoise()` (same
     trace). scheme (second order only): "semi-implicit" (the default: w moves with the NEW u, as momentum
     SGD moves w with the new velocity; at r = 1 one step then has exactly the mean and covariance of a
     momentum-SGD step with Gaussian noise, and it is weak order 1 like EM) or "euler" (plain
@@ -152,7 +152,7 @@ def run_sde(
     if scheme not in ("euler", "semi-implicit"):
         raise _checks.InputError(f"scheme must be 'euler' or 'semi-implicit' (got {scheme!r})")
     if not isinstance(noise, AbstractNoise):
-        raise _checks.InputError("noise must be GradientNoise() or IsotropicNoise()")
+        raise _checks.InputError("noise must be GradientCovarianceNoise() or IsotropicNoise()")
     if data.n_train < 2:
         raise _checks.InputError("data: the SDE needs at least 2 training examples")
     flat, w0, keys = _run.prepare(model, data, key, n_seeds)

@@ -7,7 +7,7 @@ import numpy as np
 
 from models import Dataset, Model
 
-from ._critical_batch import gradient_noise_scale
+from ._critical_batch import critical_batch_size
 from ._evidence import log_evidence
 from ._hessian import hessian_trace, split_model
 from ._lanczos import hessian_top_eigenvalues
@@ -30,7 +30,7 @@ def summary(model: Model, data: Dataset, *, key, l2: float = 0.0, k: int = 1, pr
         "test_xent": float(test[2]),
         "top_eigenvalues": top,
         "hessian_trace": hessian_trace(model, data, key=trace_key, probes=probes),
-        "noise_scale": gradient_noise_scale(model, data, key=noise_key, l2=l2),
+        "critical_batch_size": critical_batch_size(model, data, key=noise_key, l2=l2),
     }
     if l2 > 0:
         out["evidence"] = log_evidence(model, data, l2=l2, key=ev_key)

@@ -46,7 +46,7 @@ def test_sgd_map_equals_vmap_and_an_ensemble_equals_one_model():
 
 
 @pytest.mark.parametrize("momentum, scheme", [(0.0, "euler"), (0.8, "euler"), (0.8, "semi-implicit")])
-@pytest.mark.parametrize("noise", [sim.GradientNoise(), sim.IsotropicNoise()], ids=["F", "isotropic"])
+@pytest.mark.parametrize("noise", [sim.GradientCovarianceNoise(), sim.IsotropicNoise()], ids=["F", "isotropic"])
 def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(momentum, scheme, noise):
     model, data = _tiny_mlp_problem()
     kw = dict(lr=0.3, batch_size=5, steps=15, key=jr.key(4), momentum=momentum, l2=0.1, record_every=5,

@@ -1,4 +1,4 @@
-"""Issue 2, test 6: MNIST loaders on small IDX/npz files written here, corrupt ones included; the tasks."""
+"""MNIST loaders on small IDX/npz files written here, corrupt ones included; the tasks."""
 
 import gzip
 import struct

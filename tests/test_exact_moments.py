@@ -157,7 +157,7 @@ def test_k_step_moments_match_exact_recursion(kind, scheme):
     (v <- m v + (1 - m) grad) mean 160, cov 150; one batch for all steps cov 139; g' with N/B
     instead of N/B - 1 cov 70 (a factor 2); gamma = -ln(m)/h instead of (1 - m)/h mean 50, cov 33;
     h = eps/N instead of sqrt(eps/N) cov > 1000; the semi-implicit step taking the old u mean 125,
-    cov 87, the Euler step taking the new u mean 97, cov 82; sqrt(g/N) in GradientNoise cov 21
+    cov 87, the Euler step taking the new u mean 97, cov 82; sqrt(g/N) in GradientCovarianceNoise cov 21
     (12.5% at N = 8; pinned with a wider margin below)."""
     mean, cov = exact(kind, scheme)
     run = sim.run_sgd if kind == "sgd" else sim.run_sde
@@ -183,7 +183,7 @@ SEEDS_SMALL = 40_000
 
 
 def test_gradient_noise_normaliser_is_n_minus_one_at_small_n():
-    """GradientNoise scales the centred per-example gradients by sqrt(g/(N-1)): at N = 4 the
+    """GradientCovarianceNoise scales the centred per-example gradients by sqrt(g/(N-1)): at N = 4 the
     one-step covariance of plain Euler-Maruyama (dt = eps/N) is g dt F = (eps^2/N)(N/B - 1) F
     exactly, while sqrt(g/N) would give (N-1)/N = 0.75 of it. 40,000 seeds: the s.e. of a diagonal
     entry is ~0.7% of it, so the wrong value is ~35 s.e. away (measured 34-37; asserted > 20 s.e.).

@@ -1,4 +1,4 @@
-"""Issue 3: sharpness, Laplace evidence and gradient noise scale against dense algebra and closed forms."""
+"""Sharpness, Laplace evidence and gradient noise scale against dense algebra and closed forms."""
 
 import equinox as eqx
 import jax
@@ -114,7 +114,7 @@ def test_noise_scales_on_quadratic_closed_form():
     f = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]])
     w = np.array([0.5, -1.0, 2.0])
     model, data = models.quadratic_problem(a, f, n_train=n, w0=jnp.asarray(w))
-    ns = sim.gradient_noise_scale(model, data, key=jr.key(0), l2=lam, probes=400, chunk=7)
+    ns = sim.critical_batch_size(model, data, key=jr.key(0), l2=lam, probes=400, chunk=7)
     ap = a + lam * np.eye(3)
     g = ap @ w / n
     assert ns.trace_sigma == pytest.approx(np.trace(f), rel=1e-10)
@@ -164,12 +164,74 @@ def test_bad_input():
         sim.log_evidence(model, data, l2=0.0)
 
 
+def _same_result(got, want, what):
+    """Field by field, by NAME, over the fields both results have (a field added to one return type
+    does not break the comparison; the fields that matter are checked for presence by the caller).
+    Numbers and arrays: rel 1e-12 (the same functions with the same keys: equal up to rounding of a
+    recompiled but identical computation), NaN equal to NaN; strings equal."""
+    shared = [f for f in want._fields if f in got._fields]
+    for field in shared:
+        a, b = getattr(got, field), getattr(want, field)
+        if isinstance(b, str):
+            assert a == b, (what, field)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=f"{what}.{field}")
+    return shared
+
+
+def _top_values(result):
+    """Eigenvalues, descending, from what hessian_top_eigenvalues / summary return: an array, a
+    result with a `values` field, or an Estimate holding the top one in `value`."""
+    for field in ("values", "eigenvalues"):
+        if hasattr(result, field):
+            return np.atleast_1d(np.asarray(getattr(result, field), float))
+    if hasattr(result, "value"):
+        return np.atleast_1d(float(result.value))
+    return np.atleast_1d(np.asarray(result, float))
+
+
 def test_summary_of_a_model():
+    """summary() equals the individual measurements made with the keys it splits off
+    (eig, trace, evidence, noise = split(key, 4)) and its documented arguments; the accuracies and
+    cross-entropies equal the model's own loss/correct averaged over train and test (rel 1e-12:
+    same float64 numbers, summed in another order); without lam > 0 there is no evidence."""
     model, data = _tiny_mlp()
-    out = sim.summary(model, data, key=jr.key(0), l2=0.1, probes=10)
-    assert set(out) >= {"train_accuracy", "test_accuracy", "top_eigenvalues", "hessian_trace",
-                        "noise_scale", "evidence"}
-    assert out["top_eigenvalues"].value > 0 and out["evidence"].method.startswith("exact")
+    key, lam, probes = jr.key(0), 0.1, 10
+    out = sim.summary(model, data, key=key, l2=lam, probes=probes)
+    assert set(out) >= {"train_accuracy", "test_accuracy", "train_xent", "test_xent", "top_eigenvalues",
+                        "hessian_trace", "critical_batch_size", "evidence"}
+    eig_key, trace_key, ev_key, noise_key = jr.split(key, 4)
+
+    top = sim.hessian_top_eigenvalues(model, data, key=eig_key, k=1)
+    np.testing.assert_allclose(_top_values(out["top_eigenvalues"])[0], _top_values(top)[0], rtol=1e-12)
+    assert _top_values(top)[0] > 0
+    if type(out["top_eigenvalues"]) is type(top) and hasattr(top, "_fields"):
+        _same_result(out["top_eigenvalues"], top, "top_eigenvalues")
+
+    trace = sim.hessian_trace(model, data, key=trace_key, probes=probes)
+    assert {"value", "error"} <= set(_same_result(out["hessian_trace"], trace, "hessian_trace"))
+    noise = sim.critical_batch_size(model, data, key=noise_key, l2=lam)
+    shared = _same_result(out["critical_batch_size"], noise, "critical_batch_size")
+    assert {"b_simple", "b_noise", "b_noise_error"} <= set(shared)
+    evidence = sim.log_evidence(model, data, l2=lam, key=ev_key)
+    shared = _same_result(out["evidence"], evidence, "evidence")
+    assert {"log_evidence", "log_evidence_ratio", "n_dropped"} <= set(shared)
+    assert out["evidence"].method.startswith("exact")
+    # the keys matter: another key gives another Hutchinson estimate
+    assert sim.hessian_trace(model, data, key=noise_key, probes=probes).value != trace.value
+
+    per_example = {}
+    for part in ("train", "test"):
+        x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+        per_example[part] = (np.asarray(jax.vmap(model.loss)(x, y)),
+                             np.asarray(jax.vmap(model.correct)(x, y)))
+    assert out["train_xent"] == pytest.approx(per_example["train"][0].mean(), rel=1e-12)
+    assert out["test_xent"] == pytest.approx(per_example["test"][0].mean(), rel=1e-12)
+    assert out["train_accuracy"] == pytest.approx(per_example["train"][1].mean(), rel=1e-12)
+    assert out["test_accuracy"] == pytest.approx(per_example["test"][1].mean(), rel=1e-12)
+    assert 0 <= out["test_accuracy"] <= 1 and out["train_xent"] > 0
+
+    assert "evidence" not in sim.summary(model, data, key=key, l2=0.0, probes=probes)
 
 
 def test_lanczos_survives_an_early_invariant_subspace():

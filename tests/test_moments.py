@@ -1,4 +1,4 @@
-"""Issue 2, tests 1, 2 and 4: exact first two moments of one SGD step and of one Euler–Maruyama step."""
+"""Exact first two moments of one SGD step and of one Euler–Maruyama step."""
 
 import jax.numpy as jnp
 import jax.random as jr

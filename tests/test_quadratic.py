@@ -1,4 +1,4 @@
-"""Issue 2, tests 3 and 5b: stationary covariances on the quadratic toy against Lyapunov equations.
+"""Stationary covariances on the quadratic toy against Lyapunov equations.
 
 C(w) = 1/2 w^T A w with constant F (models.quadratic_problem realises F exactly). With h = eps/N:
   SGD:            P = (I - hA) P (I - hA)^T + g h F      (discrete Lyapunov)

@@ -1,4 +1,4 @@
-"""Issue 2, test 5a, and the compiled path: momentum SGD step for step against a plain numpy loop,
+"""The compiled path: momentum SGD step for step against a plain numpy loop,
 Diffrax against the hand-written scan, Brownian increments, divergence, no recompiles."""
 
 import equinox as eqx
@@ -49,17 +49,29 @@ def test_momentum_sgd_matches_numpy_loop():
 
 
 def test_explicit_schedule_reproduces_random_draws():
-    """Replaying a run: the same schedule gives the same numbers; a different one does not."""
+    """Replaying a run: the batches that run_sgd drew at random (seed s: key_s = split(key, S)[s];
+    step t: distinct_batch(fold_in(key_s, t), N, B), sim/_sgd.py), rebuilt here as a (seeds, steps, B)
+    schedule and passed back, reproduce that run exactly: same final parameters and same records,
+    bit for bit (the same compiled step on the same batches). A different schedule does not."""
     x, y, w, b = small_logistic(N, D)
     model, data = _logistic(w, b, x, y)
-    rng = np.random.default_rng(1)
-    schedule = np.stack([rng.choice(N, 4, replace=False) for _ in range(10)])
-    kw = dict(lr=0.5, batch_size=4, steps=10, key=jr.key(0), momentum=0.5)
-    a = sim.run_sgd(model, data, schedule=schedule, **kw)
-    b_ = sim.run_sgd(model, data, schedule=schedule, **kw)
-    c = sim.run_sgd(model, data, schedule=schedule[::-1], **kw)
-    np.testing.assert_array_equal(a.params, b_.params)
-    assert np.abs(a.params - c.params).max() > 1e-6
+    n_seeds, steps, batch = 3, 10, 4
+    kw = dict(lr=0.5, batch_size=batch, steps=steps, key=jr.key(7), n_seeds=n_seeds, momentum=0.5,
+              l2=0.1, record_every=3)
+    drawn = sim.run_sgd(model, data, **kw)
+    keys = jr.split(jr.key(7), n_seeds)
+    draw = lambda key_s, t: sim._sgd.distinct_batch(jr.fold_in(key_s, t), N, batch)  # noqa: E731
+    schedule = np.asarray([[draw(keys[s], t) for t in range(steps)] for s in range(n_seeds)])
+    assert schedule.shape == (n_seeds, steps, batch)
+    assert all(len(set(row)) == batch for row in schedule.reshape(-1, batch))  # B distinct examples
+    assert not np.array_equal(schedule[0], schedule[1])  # seeds draw their own batches
+    replayed = sim.run_sgd(model, data, schedule=schedule, **kw)
+    np.testing.assert_array_equal(replayed.params, drawn.params)
+    for name in ("train_loss", "test_accuracy", "test_xent"):
+        np.testing.assert_array_equal(replayed.metric(name), drawn.metric(name))
+    np.testing.assert_array_equal(replayed.steps, drawn.steps)
+    other = sim.run_sgd(model, data, schedule=schedule[:, ::-1], **kw)
+    assert np.abs(other.params - drawn.params).max() > 1e-6
 
 
 def _tiny_mlp_problem():
@@ -86,12 +98,12 @@ def test_diffrax_matches_handwritten_scan(momentum):
 
 def test_brownian_increments_are_independent_in_float64():
     """Diffrax's UnsafeBrownianPath could repeat an increment on tiny consecutive float64 steps
-    (DESIGN.md); our increments are keyed by the step index. Consecutive tiny steps near t = 1 must give
+    (docs/mathematics.md, "Brownian increments"); our increments are keyed by the step index. Consecutive tiny steps near t = 1 must give
     distinct, uncorrelated draws: correlation of 2,000 pairs of 50-vectors within 4/sqrt(n) of 0."""
     model, data = _tiny_mlp_problem()
     flat, _ = sim.FlatModel.split(model)
     dt = jnp.asarray(1e-9)
-    term = sim.SGDNoiseTerm(flat, sim.GradientNoise(), jr.key(0), dt, 50, False)
+    term = sim.SGDNoiseTerm(flat, sim.GradientCovarianceNoise(), jr.key(0), dt, 50, False)
     t = 1.0 + dt * jnp.arange(2001, dtype=dt.dtype)
     draws = jax.vmap(lambda a, b: term.contr(a, b)[1])(t[:-1], t[1:]) / jnp.sqrt(dt)
     draws = np.asarray(draws)

@@ -25,6 +25,7 @@ import sim
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 from ..runner.sweep import point_hash
+from . import optimum
 
 checks = sim.checks
 
@@ -42,6 +43,8 @@ class Config:
                           help="> 0: equal epochs, steps scale as steps * N / budget_n (the N sweep)")
     l2: float = param(0.0, checks.non_negative, help="L2 lam in the summed cost C")
     seeds: int = param(2, checks.integer, help="seeds (one initialisation each)")
+    refine: bool = param(False, help="add batch sizes at 2^(1/2) spacing around each peak of the coarse grid "
+                                     "(and beyond a peak at its edge): an adaptive grid")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
@@ -103,73 +106,142 @@ evaluate_fig6 = functools.partial(evaluate, "fig6")
 evaluate_fig7 = functools.partial(evaluate, "fig7")
 
 
-def optima(rows, variable: str):
-    """Per value of `variable`: B grid, mean ± s.e. test accuracy, B_opt and its log-uncertainty."""
-    result = {}
+def _curves(rows, variable: str):
+    """Per value of `variable`: the batch sizes and the (seeds x B) test accuracy and cross-entropy,
+    NaN for a diverged run."""
+    out = {}
     for value, sel in sorted(_common.group_rows(rows, lambda c: c[variable]).items()):
         by_b = _common.group_rows(sel, lambda c: c["batch_size"])
         grid = sorted(by_b)
-        stats = [_common.mean_se([r["test_accuracy"] for r in by_b[b] if not r["diverged"]]) for b in grid]
-        diverged = sum(r["diverged"] for r in sel)
+        seeds = sorted({r["seed"] for r in sel})
+        table = {m: np.full((len(seeds), len(grid)), np.nan) for m in ("test_accuracy", "test_xent")}
+        for j, b in enumerate(grid):
+            for r in by_b[b]:
+                if not r["diverged"]:
+                    for m in table:
+                        table[m][seeds.index(r["seed"]), j] = r[m]
+        out[value] = (grid, table, sel)
+    return out
+
+
+def optima(rows, variable: str):
+    """Per value of `variable`: B grid, mean ± s.e. test accuracy, the best grid point and its
+    half-step uncertainty, and the continuous B_opt with its bootstrap 95% interval from test accuracy
+    (`fit`) and from test cross-entropy (`fit_xent`); see `optimum`."""
+    result = {}
+    for value, (grid, table, sel) in _curves(rows, variable).items():
+        stats = [_common.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))]
         scores = [s[0] if s[2] else -math.inf for s in stats]
-        b_opt, log_sigma, index = _common.optimum_on_grid(grid, scores)
-        result[value] = dict(batch_sizes=grid, accuracy=stats, b_opt=b_opt, log_sigma=log_sigma,
-                             interior=0 < index < len(grid) - 1, diverged_runs=diverged)
+        b_grid, log_sigma, index = _common.optimum_on_grid(grid, scores)
+        result[value] = dict(batch_sizes=grid, accuracy=stats, b_opt=b_grid, log_sigma=log_sigma,
+                             interior=0 < index < len(grid) - 1, diverged_runs=sum(r["diverged"] for r in sel),
+                             fit=optimum.b_opt(grid, table["test_accuracy"], maximise=True),
+                             fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False))
     return result
 
 
-def plot(name, title, variable, label, opt, out, caption, transform=lambda v: v, slope_name=None):
+def refine(rows, cfg: Config) -> list[dict]:
+    """Points at 2^(1/2) spacing around the best coarse batch size of every curve (test accuracy), and
+    beyond a best point at the grid's edge (`optimum.refinement`); nothing unless cfg.refine."""
+    if not cfg.refine:
+        return []
+    first = cfg.batch_sizes[0]
+    coarse = [r for r in rows if r["config"]["batch_size"] in cfg.batch_sizes
+              or abs(math.log2(r["config"]["batch_size"] / first) % 1) < 1e-9]
+    extra = []
+    key = lambda c: (c["lr"], c["momentum"], c["n_train"])  # noqa: E731
+    for _, sel in sorted(_common.group_rows(coarse, key).items()):
+        (grid, table, _), = _curves(sel, "lr").values()
+        template = sel[0]["config"]
+        for b in optimum.refinement(grid, table["test_accuracy"], template["n_train"]):
+            extra.append(dict(template, batch_size=b))
+    return extra
+
+
+def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
+    """The figure's numbers: per swept value the curve, the best grid point (`b_grid`, ± half a grid
+    step) and the continuous B_opt with its bootstrap 95% interval from test accuracy (and from test
+    cross-entropy); for Figs 5-7 the slope of ln B_opt on ln x with its 95% interval (and, for
+    comparison, the old least-squares slope through the grid points)."""
+    opt = optima(rows, fig.variable)
+    out = {"seeds": cfg.seeds, "steps": sorted({r["config"]["steps"] for r in rows}),
+           "budget": "equal SDE time" if cfg.budget_lr else ("equal epochs" if cfg.budget_n else "equal updates"),
+           "optima": {}}
+    for value, o in opt.items():
+        fit, fit_x = o.pop("fit"), o.pop("fit_xent")
+        out["optima"][str(value)] = dict(
+            o, b_grid=o.pop("b_opt"), b_opt=fit["b_opt"], b_opt_ci95=fit["b_opt_ci95"], method=fit["method"],
+            edge=fit["edge"], b_opt_xent=fit_x["b_opt"], b_opt_xent_ci95=fit_x["b_opt_ci95"],
+            method_xent=fit_x["method"], edge_xent=fit_x["edge"])
+        o["_fits"] = (fit, fit_x)
+    if fig.slope_name and len(opt) > 1:
+        x = [fig.transform(v) for v in opt]
+        fits = [o["_fits"][0] for o in opt.values()]
+        fits_x = [o["_fits"][1] for o in opt.values()]
+        out.update(optimum.slope(x, fits))
+        xent = optimum.slope(x, fits_x)
+        out.update(slope_xent=xent["slope"], slope_xent_ci95=xent["slope_ci95"])
+        grid_slope, grid_se = _common.loglog_slope(x, [o["b_grid"] for o in out["optima"].values()],
+                                                   [o["log_sigma"] for o in out["optima"].values()])
+        out.update(slope_grid=grid_slope, slope_grid_se=grid_se, x=x)
+    return out
+
+
+def plot(name, title, label, numbers, out, caption, slope_name=None):
     plt = _common.pyplot()
-    ncols = 2 if slope_name else 1
+    ncols = 2 if slope_name and "slope" in numbers else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.9), squeeze=False)
     ax = axes[0, 0]
+    opt = numbers["optima"]
     for k, (value, o) in enumerate(opt.items()):
         mean = np.array([s[0] for s in o["accuracy"]])
         se = np.nan_to_num(np.array([s[1] for s in o["accuracy"]]))
         ax.errorbar(o["batch_sizes"], mean, yerr=se, marker="o", ms=3, color=f"C{k}",
-                    label=f"{label} = {value:g}" if len(opt) > 1 else None)
-        lo, hi = o["b_opt"] * math.exp(-o["log_sigma"]), o["b_opt"] * math.exp(o["log_sigma"])
-        ax.axvspan(lo, hi, color=f"C{k}", alpha=0.12)
+                    label=f"{label} = {float(value):g}" if len(opt) > 1 else None)
+        lo, hi = o["b_opt_ci95"]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color=f"C{k}", alpha=0.12)
     ax.set_xscale("log")
     ax.set_xlabel("batch size B")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean ± s.e. over seeds)")
     ax.set_title(title)
     if len(opt) > 1:
         ax.legend(fontsize=8)
-    numbers = {"optima": {str(k): v for k, v in opt.items()}}
-    if slope_name:
-        x = [transform(v) for v in opt]
-        y = [o["b_opt"] for o in opt.values()]
-        slope, se = _common.loglog_slope(x, y, [o["log_sigma"] for o in opt.values()])
+    if ncols == 2:
+        x, y = numbers["x"], [o["b_opt"] for o in opt.values()]
+        ci = np.array([o["b_opt_ci95"] for o in opt.values()])
         ax2 = axes[0, 1]
-        ax2.errorbar(x, y, yerr=[[b - b * math.exp(-o["log_sigma"]) for b, o in zip(y, opt.values())],
-                                 [b * math.exp(o["log_sigma"]) - b for b, o in zip(y, opt.values())]],
-                     marker="o", ls="none")
+        ax2.errorbar(x, y, yerr=[np.subtract(y, ci[:, 0]), np.subtract(ci[:, 1], y)], marker="o", ls="none",
+                     capsize=3, label="B_opt (95% bootstrap interval)")
         xs = np.geomspace(min(x), max(x), 20)
         centre_x, centre_y = np.exp(np.mean(np.log(x))), np.exp(np.mean(np.log(y)))  # the fit's centroid
-        ax2.plot(xs, centre_y * (xs / centre_x) ** slope, ls="--", color="grey",
-                 label=f"fit: slope {slope:.2f} ± {se:.2f}")
+        lo, hi = numbers["slope_ci95"]
+        ax2.plot(xs, centre_y * (xs / centre_x) ** numbers["slope"], ls="--", color="grey",
+                 label=f"fit: slope {numbers['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
+        ax2.plot(xs, centre_y * (xs / centre_x), ls=":", color="k", lw=0.8, label="slope 1 (the paper)")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
         ax2.set_xlabel(slope_name)
-        ax2.set_ylabel("optimal B")
-        ax2.set_title("paper: slope 1")
-        ax2.legend(fontsize=8)
-        numbers["slope"] = slope
-        numbers["slope_se"] = se
+        ax2.set_ylabel("optimal batch size B_opt")
+        ax2.legend(fontsize=7)
     _common.save(fig, out, name, numbers, caption)
-    return numbers
 
 
 def report(name, numbers, variable) -> str:
-    lines = [f"{name}: optimal batch size"]
+    lines = [f"{name}: optimal batch size ({numbers['seeds']} seeds, {numbers['budget']}, "
+             f"steps {', '.join(map(str, numbers['steps']))})"]
     for value, o in numbers["optima"].items():
         best = max(s[0] for s in o["accuracy"] if s[2])
-        lines.append(f"  {variable} = {value}: B_opt = {o['b_opt']:g} (x/÷ {math.exp(o['log_sigma']):.2f}, "
-                     f"{'interior' if o['interior'] else 'AT THE GRID EDGE'}), test accuracy {best:.4f}"
+        lo, hi = o["b_opt_ci95"]
+        lines.append(f"  {variable} = {value}: B_opt = {o['b_opt']:.3g} [{lo:.3g}, {hi:.3g}] ({o['method']}"
+                     + (f", AT THE GRID'S {o['edge'].upper()} EDGE" if o["edge"] else "")
+                     + f"); best grid point {o['b_grid']:g}, test accuracy {best:.4f}"
                      + (f", {o['diverged_runs']} runs diverged" if o["diverged_runs"] else ""))
     if "slope" in numbers:
-        lines.append(f"  fitted log-log slope of B_opt: {numbers['slope']:.2f} ± {numbers['slope_se']:.2f} (paper: 1)")
+        lo, hi = numbers["slope_ci95"]
+        xlo, xhi = numbers["slope_xent_ci95"]
+        lines.append(f"  slope of ln B_opt: {numbers['slope']:.2f} [{lo:.2f}, {hi:.2f}] from test accuracy, "
+                     f"{numbers['slope_xent']:.2f} [{xlo:.2f}, {xhi:.2f}] from test cross-entropy (paper: 1)")
     return "\n".join(lines)
 
 
@@ -189,34 +261,26 @@ def _caption(cfg: Config) -> str:
     return (f"Shallow net, momentum SGD, {cfg.seeds} seed(s), steps {cfg.steps}"
             + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "")
             + (f" x N/{cfg.budget_n}" if cfg.budget_n else "") + f", eps {cfg.lrs}, "
-            f"m {cfg.momenta}, N {cfg.n_trains}. Shaded: B_opt ± half a grid step.")
+            f"m {cfg.momenta}, N {cfg.n_trains}. Shaded and bars: B_opt's 95% bootstrap interval over seeds "
+            f"(parabola in ln B near the peak).")
 
 
 def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:
     def summarize(rows, cfg):
-        return optima(rows, fig.variable)
+        return numbers(rows, cfg, fig)
 
-    def figure(opt, cfg, out):
-        plot(fig.name, f"Fig {fig.number}: test accuracy against B", fig.variable, fig.label, opt, out,
-             _caption(cfg), transform=fig.transform, slope_name=fig.slope_name)
+    def figure(nums, cfg, out):
+        plot(fig.name, f"Fig {fig.number}: test accuracy against B", fig.label, nums, out, _caption(cfg),
+             slope_name=fig.slope_name)
 
-    def report_(opt, cfg):
-        return report(fig.name, _numbers(opt, fig), fig.label)
+    def report_(nums, cfg):
+        return report(fig.name, nums, fig.label)
 
     return Experiment(
         name=fig.name, summary=summary, config=Config, presets=presets, grid=grid,
         evaluate=f"{__name__}:evaluate_{fig.name}", summarize=summarize, figure=figure, report=report_,
-        shape=lambda p: (p["n_train"], p["batch_size"], p["steps"]), chunk_size=6, section="paper")
-
-
-def _numbers(opt, fig: _Figure) -> dict:
-    """The numbers the figure's JSON holds (the slope fit included), without drawing."""
-    numbers = {"optima": {str(k): v for k, v in opt.items()}}
-    if fig.slope_name:
-        x = [fig.transform(v) for v in opt]
-        y = [o["b_opt"] for o in opt.values()]
-        numbers["slope"], numbers["slope_se"] = _common.loglog_slope(x, y, [o["log_sigma"] for o in opt.values()])
-    return numbers
+        shape=lambda p: (p["n_train"], p["batch_size"], p["steps"]), chunk_size=6, section="paper",
+        refine=refine)
 
 
 # The paper-scale batch-size grid: a factor 2 apart, from below to well above every expected optimum
@@ -228,7 +292,7 @@ EXPERIMENTS = (
                 "Fig 4: test accuracy after a fixed budget against B: an interior optimum",
                 {"tiny": Config(batch_sizes=(1, 10, 100), steps=10, n_trains=(100,), seeds=1),
                  "quick": Config(),
-                 "paper": Config(batch_sizes=PAPER_B, steps=10000, seeds=4)}),
+                 "paper": Config(batch_sizes=PAPER_B, steps=10000, seeds=4, refine=True)}),
     _experiment(_Figure("fig5", 5, "lr", "eps", slope_name="eps"),
                 "Fig 5: optimal B against eps (updates proportional to 1/eps), fitted slope",
                 {"tiny": Config(lrs=(0.05, 0.1), steps=10, budget_lr=0.1, batch_sizes=(1, 10, 100),
@@ -238,22 +302,22 @@ EXPERIMENTS = (
                  # The paper's rule, updates proportional to 1/eps (equal SDE time; 10,000 at eps = 0.1),
                  # and the fixed budget of 10,000 updates at every eps.
                  "paper": Config(lrs=(0.025, 0.05, 0.1, 0.2), batch_sizes=PAPER_B, steps=10000, budget_lr=0.1,
-                                 seeds=4),
+                                 seeds=4, refine=True),
                  "paper-updates": Config(lrs=(0.025, 0.05, 0.1, 0.2), batch_sizes=PAPER_B, steps=10000,
-                                         seeds=4)}),
+                                         seeds=4, refine=True)}),
     _experiment(_Figure("fig6", 6, "n_train", "N", slope_name="N"),
                 "Fig 6: optimal B against N, fitted slope",
                 {"tiny": Config(n_trains=(50, 100), steps=10, batch_sizes=(1, 10, 50), seeds=1),
                  "quick": Config(n_trains=(250, 500, 1000), batch_sizes=(1, 3, 10, 30, 100, 300)),
                  # 10,000 updates at every N (the paper's), and equal epochs (10,000 updates at N = 1000).
                  "paper": Config(n_trains=(500, 1000, 2000, 4000), batch_sizes=PAPER_B + (512, 1024), steps=10000,
-                                 seeds=4),
+                                 seeds=4, refine=True),
                  "paper-epochs": Config(n_trains=(500, 1000, 2000, 4000), batch_sizes=PAPER_B + (512, 1024),
-                                        steps=10000, budget_n=1000, seeds=4)}),
+                                        steps=10000, budget_n=1000, seeds=4, refine=True)}),
     _experiment(_Figure("fig7", 7, "momentum", "m", slope_name="1/(1 - m)", transform=lambda m: 1 / (1 - m)),
                 "Fig 7: optimal B against 1/(1 - m), fitted slope",
                 {"tiny": Config(momenta=(0.0, 0.9), steps=10, batch_sizes=(1, 10, 100), n_trains=(100,), seeds=1),
                  "quick": Config(momenta=(0.0, 0.5, 0.9), batch_sizes=(1, 3, 10, 30, 100, 300)),
                  # 1/(1 - m) = 1, 2, 4, 8: 10,000 updates each.
-                 "paper": Config(momenta=(0.0, 0.5, 0.75, 0.875), batch_sizes=PAPER_B, steps=10000, seeds=4)}),
+                 "paper": Config(momenta=(0.0, 0.5, 0.75, 0.875), batch_sizes=PAPER_B, steps=10000, seeds=4, refine=True)}),
 )

@@ -36,6 +36,15 @@ def _option_type(field):
 
         parse.__name__ = f"list of {element.__name__}"
         return parse
+    if isinstance(default, bool):
+        def parse_bool(text):
+            value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+            if value is None:
+                raise argparse.ArgumentTypeError("expected true or false")
+            return value
+
+        parse_bool.__name__ = "true or false"
+        return parse_bool
     return str if default is None else type(default)
 
 

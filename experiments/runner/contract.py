@@ -5,6 +5,8 @@ An experiment is a sweep of independent points. Its stages, each a plain top-lev
     grid(cfg) -> points                 every point a JSON-able dict holding all that defines it
     evaluate(points, seeds) -> rows     one chunk of points (of one `shape`) x seeds; importable by
                                         name, so a process pool or a Ray worker can run it
+    refine(rows, cfg) -> points         optional: more points chosen from the rows so far (an adaptive
+                                        grid); they run as ordinary rows, and refine is asked again
     summarize(rows, cfg) -> summary     numbers from the rows (a JSON-able dict)
     figure(summary, cfg, out)           the PNG and its JSON of numbers
     report(summary, cfg) -> str         what the command prints
@@ -79,6 +81,7 @@ class Experiment:
     seeds: Callable[[Any, dict], list[int]] = lambda cfg, point: list(range(cfg.seeds))
     needs: tuple[str, ...] = ()
     section: str = "studies"  # "paper" (the paper's figures), "studies" or "tools"
+    refine: Callable[[list[dict], Any], list[dict]] | None = None  # more points, from the rows so far
     results: str | None = None  # results file stem, when several experiments share one sweep
 
     def __post_init__(self):

@@ -175,9 +175,19 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None
     inputs = {name: load_rows(name, out, needed_by=experiment.name, preset=preset) for name in experiment.needs}
     points = experiment.grid(cfg)
     with driver_lock(out, experiment.results_name):
-        rows = run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
-                         evaluate=experiment.evaluate, shape=experiment.shape,
-                         chunk_size=experiment.chunk_size, executor=executor)
+        def sweep(points):
+            return run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
+                             evaluate=experiment.evaluate, shape=experiment.shape,
+                             chunk_size=experiment.chunk_size, executor=executor)
+
+        rows = sweep(points)
+        for _ in range(8 if experiment.refine else 0):  # an adaptive grid: refine until nothing is new
+            known = {point_hash(experiment.results_name, p) for p in points}
+            extra = [p for p in experiment.refine(rows, cfg) if point_hash(experiment.results_name, p) not in known]
+            if not extra:
+                break
+            points += extra
+            rows += sweep(extra)
     summary = experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,93 @@
+"""The optimal batch size as a continuous estimate with a bootstrap interval, the slope of ln B_opt
+against ln x with its interval, and the refinement of a coarse grid around each peak.
+
+B_opt of one curve (a score per seed and batch size: test accuracy, to be maximised, or test
+cross-entropy, minimised): the vertex of a least-squares parabola in ln B through the seed-mean
+scores within a factor `window` of the best grid point (at least three batch sizes). Where the
+parabola opens the wrong way, or its vertex leaves the window, the best grid point stands and the
+estimate says so (`method`). The 95% interval is the percentile bootstrap over seeds: seeds resampled
+with replacement (the same draw for every batch size, as they share an initialisation), the whole
+estimate (grid argmax included) repeated. A peak at the edge of the grid is flagged: its interval is
+open on that side.
+Slopes: the least-squares slope of ln B_opt on ln x, its 95% interval from the same bootstrap (each
+swept value's seeds resampled independently, the slope refitted per draw).
+"""
+
+import math
+
+import numpy as np
+
+WINDOW = 2.0  # fit within a factor 2 of the best grid point: the peak's two neighbours on a
+# factor-2 grid, four more after refinement at 2^(1/2) spacing
+
+
+def _estimate(log_b, means, *, maximise: bool, window: float):
+    """(ln B_opt, method, index of the best grid point) from seed means on a grid of ln B."""
+    finite = np.isfinite(means)
+    if not finite.any():
+        return math.nan, "no finite scores", -1
+    score = np.where(finite, means if maximise else -means, -np.inf)
+    best = int(np.argmax(score))
+    near = finite & (np.abs(log_b - log_b[best]) <= math.log(window) + 1e-9)
+    if near.sum() < 3:
+        return float(log_b[best]), "grid", best
+    a, b, _ = np.polyfit(log_b[near], score[near], 2)
+    if a >= 0:
+        return float(log_b[best]), "grid (no curvature)", best
+    vertex = -b / (2 * a)
+    lo, hi = log_b[near].min(), log_b[near].max()
+    if not lo <= vertex <= hi:
+        return float(log_b[best]), "grid (vertex outside the fit)", best
+    return float(vertex), "parabola", best
+
+
+def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
+          seed: int = 0) -> dict:
+    """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run. Returns b_opt,
+    b_opt_ci95 [low, high], method, edge ("left"/"right"/None: the best grid point is the first or
+    last batch size), seeds and the bootstrap draws of ln B_opt."""
+    log_b = np.log(np.asarray(batch_sizes, float))
+    scores = np.asarray(scores, float)
+    with np.errstate(all="ignore"):
+        centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window)
+        rng = np.random.default_rng(seed)
+        n = scores.shape[0]
+        boot = np.array([_estimate(log_b, np.nanmean(scores[rng.integers(0, n, n)], axis=0),
+                                   maximise=maximise, window=window)[0] for _ in range(draws)])
+    boot = boot[np.isfinite(boot)]
+    low, high = (np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan))
+    edge = None if 0 < best < len(log_b) - 1 else ("left" if best == 0 else "right")
+    return dict(b_opt=math.exp(centre) if math.isfinite(centre) else math.nan,
+                b_opt_ci95=[float(low), float(high)], method=method, edge=edge, seeds=int(n),
+                log_draws=boot.tolist())
+
+
+def slope(x, curves: list[dict]) -> dict:
+    """Slope of ln B_opt on ln x: the fit through the point estimates and a 95% interval from the
+    bootstrap draws (draw k of every curve together: the curves' seeds were resampled independently)."""
+    lx = np.log(np.asarray(x, float))
+    ly = np.log([c["b_opt"] for c in curves])
+    fit = float(np.polyfit(lx, ly, 1)[0])
+    draws = min(len(c["log_draws"]) for c in curves)
+    boot = [np.polyfit(lx, [c["log_draws"][k] for c in curves], 1)[0] for k in range(draws)]
+    low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)
+    return dict(slope=fit, slope_ci95=[float(low), float(high)])
+
+
+def refinement(batch_sizes, scores, n_train: int, *, maximise: bool = True) -> list[int]:
+    """New batch sizes at 2^(1/2) spacing around the best grid point: B* 2^(-1/2) and B* 2^(1/2)
+    (rounded), and beyond the last grid point when the best one is at an edge; within [1, N], none
+    already on the grid."""
+    log_b = np.log(np.asarray(batch_sizes, float))
+    with np.errstate(all="ignore"):
+        _, _, best = _estimate(log_b, np.nanmean(np.asarray(scores, float), axis=0), maximise=maximise,
+                               window=WINDOW)
+    if best < 0:
+        return []
+    b = batch_sizes[best]
+    wanted = {round(b * 2 ** -0.5), round(b * 2 ** 0.5)}
+    if best == 0:
+        wanted |= {round(b / 2), round(b / 4)}
+    if best == len(batch_sizes) - 1:
+        wanted |= {round(b * 2), round(b * 4)}
+    return sorted(v for v in wanted if 1 <= v <= n_train and v not in batch_sizes)
