@@ -11,6 +11,8 @@ MODULES = (
     "experiments.paper.fig3",
     "experiments.paper.batch_size",
     "experiments.paper.fig9",
+    "experiments.paper.l2_gap",
+    "experiments.paper.g_curve",
     "experiments.studies.compare",
     "experiments.studies.measure",
     "experiments.studies.side_by_side",

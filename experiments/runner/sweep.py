@@ -110,6 +110,8 @@ def run_sweep(
     if n_todo < len(points):
         print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
               flush=True)
+    if not todo:
+        return [done[(h, s)] for h, p in zip(hashes, points) for s in seeds_of(p)]
     executor = executor if executor is not None else workers.Serial()
     tasks = [([points[i] for i in chunk], seeds_of(points[chunk[0]])) for chunk in todo]
     n_seeds = sorted({len(seeds_of(p)) for p in points}) or [0]

@@ -60,7 +60,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                     traj = sim.run_sgd(model, data, lr=p["lr"], momentum=p["momentum"], batch_size=p["batch_size"],
                                        steps=target - done, key=jr.fold_in(jr.key(1), k), record_every=target - done)
                     model, done = traj.model(0), target
-                ns = sim.gradient_noise_scale(model, data, key=jr.key(k), probes=p["probes"])
+                ns = sim.critical_batch_size(model, data, key=jr.key(k), probes=p["probes"])
                 values.append(dict(step=target, b_simple=ns.b_simple, b_noise=ns.b_noise,
                                    b_noise_error=ns.b_noise_error))
             per_seed.append(dict(along_training=values))

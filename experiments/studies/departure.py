@@ -91,7 +91,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                        diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
             if p["dynamics"] == "sgd" and not traj.diverged[s]:
                 model = traj.model(s)
-                scale = sim.gradient_noise_scale(model, data, key=jr.key(3), l2=p["l2"], probes=2)
+                scale = sim.critical_batch_size(model, data, key=jr.key(3), l2=p["l2"], probes=2)
                 row.update(b_simple=scale.b_simple,
                            nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
                            top_eigenvalue=float(sim.hessian_top_eigenvalues(

@@ -20,7 +20,7 @@ from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
 checks = sim.checks
-RESULTS = (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.NoiseScale)  # how measurements are reported
+RESULTS = (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize)  # how measurements are reported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +125,7 @@ def report(summary: dict, cfg: Config) -> str:
             lines.append(f"  {'log evidence ratio':<20}{value.log_evidence_ratio:.6g} ± {value.error:.2g}   "
                          f"[{value.method}; {value.n_dropped:g} eigenvalues below lam dropped; "
                          f"half-depth change {value.truncation:.2g}, Krylov dimension >= {value.steps_used}]")
-        elif isinstance(value, sim.NoiseScale):
+        elif isinstance(value, sim.CriticalBatchSize):
             lines.append(f"  {'B_simple':<20}{value.b_simple:.6g}   [exact, per-example gradients]")
             lines.append(f"  {'B_noise':<20}{value.b_noise:.6g} ± {value.b_noise_error:.2g}   [Gaussian probes]")
         else:

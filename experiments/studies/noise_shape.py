@@ -37,7 +37,7 @@ from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
 checks = sim.checks
-NOISES = {"gradient": sim.GradientNoise(), "isotropic": sim.IsotropicNoise()}
+NOISES = {"gradient": sim.GradientCovarianceNoise(), "isotropic": sim.IsotropicNoise()}
 DYNAMICS = ("sgd", "gradient", "isotropic")
 LABELS = dict(sgd="SGD", gradient="SDE, noise g F", isotropic="SDE, isotropic g trF/p")
 NET_METRICS = ("test_accuracy", "test_xent", "train_loss", "top_eigenvalue")

@@ -1,0 +1,109 @@
+"""Does L2 regularisation close the gap between small-batch and full-batch training (Fig 8)? Both
+readings of the paper's "L2 = 0.1", and the coefficient at which it closes.
+
+The same net, data and training as Figs 3 and 8 (784-800-10, N = 1000, m = 0.9), at B = 30 and full
+batch, for a ladder of lam in the summed cost C = sum_i l_i + (lam/2)|w|^2. The paper's "L2 = 0.1"
+reads two ways: lam = 0.1 in C (a mean-loss coefficient of 1e-4, our Fig 8), or 0.1 on the mean
+loss (lam = 0.1 N = 100 in C); the default ladder 0.1 ... 1000 holds both. Per lam: final test
+accuracy of each batch size (mean ± s.e. over seeds) and the gap, full batch minus B = 30, in
+standard errors (Welch). The gap counts as closed where full batch is within 2 s.e. of B = 30 at the
+same lam, or above it; reported also against B = 30 without L2 (Fig 3's small-batch accuracy).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+import sim
+
+from ..runner import common as _common
+from ..runner.contract import Experiment, param
+from . import fig3
+
+checks = sim.checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    lr: float = param(0.1, checks.positive, help="learning rate eps (see fig3 on the paper's eps = 1)")
+    momentum: float = param(0.9, checks.momentum, help="momentum m")
+    l2s: tuple = param((0.0, 0.1, 1.0, 10.0, 100.0, 1000.0), checks.non_negative,
+                       help="lam values in the summed cost C (mean-loss coefficient lam / N)")
+    small_batch: int = param(30, help="the small batch size B, against full batch (B = N)")
+    steps: int = param(1500, checks.integer, help="SGD steps")
+    n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
+    seeds: int = param(2, checks.integer, low=2, help="seeds (one initialisation each)")
+    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+
+    def check(self):
+        checks.integer("small-batch", self.small_batch, low=1, high=self.n_train)
+
+
+def grid(cfg: Config) -> list[dict]:
+    source = _common.data_source(cfg.mnist)
+    return [dict(lr=cfg.lr, momentum=cfg.momentum, l2=lam, batch_size=b, steps=cfg.steps, record_every=cfg.steps,
+                 n_train=cfg.n_train, data=source)
+            for lam in cfg.l2s for b in (cfg.small_batch, cfg.n_train)]
+
+
+def summarize(rows, cfg: Config) -> dict:
+    def final(lam, b):
+        return [r["final_test_accuracy"] for r in rows if r["config"]["l2"] == lam
+                and r["config"]["batch_size"] == b and not r["diverged"]]
+
+    ladder, closed_at = [], None
+    reference = final(cfg.l2s[0], cfg.small_batch) if 0.0 in cfg.l2s else None
+    for lam in cfg.l2s:
+        small, full, z = _common.welch(final(lam, cfg.small_batch), final(lam, cfg.n_train))
+        entry = dict(l2=lam, mean_loss_l2=lam / cfg.n_train, small=small, full=full, gap_se=z)
+        if reference is not None and 0.0 in cfg.l2s:
+            entry["gap_to_unregularised_small_se"] = _common.welch(reference, final(lam, cfg.n_train))[2]
+        ladder.append(entry)
+        if closed_at is None and lam > 0 and math.isfinite(z) and z >= -2:
+            closed_at = lam
+    return dict(ladder=ladder, closes_at_l2=closed_at,
+                readings={"0.1 in the summed cost": 0.1, "0.1 on the mean loss": 0.1 * cfg.n_train})
+
+
+def figure(summary: dict, cfg: Config, out) -> None:
+    plt = _common.pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lams = [e["l2"] for e in summary["ladder"]]
+    x = [lam if lam > 0 else min(v for v in lams if v > 0) / 10 for lam in lams]  # lam = 0 drawn at the left
+    for key, label, colour in (("small", f"B = {cfg.small_batch}", "C0"), ("full", "full batch", "C3")):
+        mean = [e[key][0] for e in summary["ladder"]]
+        se = [0 if not np.isfinite(e[key][1]) else e[key][1] for e in summary["ladder"]]
+        ax.errorbar(x, mean, yerr=se, marker="o", color=colour, label=label, capsize=3)
+    for reading, lam in summary["readings"].items():
+        ax.axvline(lam, color="grey", ls=":", lw=0.8)
+        ax.text(lam, ax.get_ylim()[0], f" {reading}", rotation=90, fontsize=7, va="bottom")
+    ax.set_xscale("log")
+    ax.set_xlabel("lam in the summed cost C (leftmost point: lam = 0)")
+    ax.set_ylabel(f"test accuracy after {cfg.steps} steps")
+    ax.legend(fontsize=8)
+    caption = (f"784-800-10 net, N = {cfg.n_train}, eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} steps, "
+               f"{cfg.seeds} seeds (mean ± s.e.); closes where full batch is within 2 s.e. of B = {cfg.small_batch}.")
+    _common.save(fig, out, "fig8-l2", {k: v for k, v in summary.items()}, caption)
+
+
+def report(summary: dict, cfg: Config) -> str:
+    lines = [f"fig8-l2: full batch against B = {cfg.small_batch} along lam (summed cost; mean-loss lam / {cfg.n_train})"]
+    for e in summary["ladder"]:
+        lines.append(f"  lam {e['l2']:<8g} B={cfg.small_batch}: {e['small'][0]:.4f} ± {e['small'][1]:.4f}   "
+                     f"full: {e['full'][0]:.4f} ± {e['full'][1]:.4f}   gap {e['gap_se']:+.1f} s.e.")
+    at = summary["closes_at_l2"]
+    lines.append(f"  the gap closes at lam = {at:g} (mean-loss {at / cfg.n_train:g})" if at is not None
+                 else "  the gap never closes on this ladder")
+    return "\n".join(lines)
+
+
+EXPERIMENTS = (
+    Experiment(name="fig8-l2", summary="Fig 8 along lam: both readings of L2 = 0.1, where the gap closes",
+               config=Config,
+               presets={"tiny": Config(l2s=(0.0, 1.0, 100.0), steps=10, n_train=100),
+                        "quick": Config(),
+                        "paper": Config(steps=10000, seeds=4)},
+               grid=grid, evaluate=f"{fig3.__name__}:evaluate", summarize=summarize, figure=figure,
+               report=report, shape=lambda p: p["batch_size"], chunk_size=1, section="paper"),
+)
