@@ -34,15 +34,32 @@ class FlatModel(eqx.Module):
     def n_params(self) -> int:
         return sum(int(_prod(s)) for s in self.shapes)
 
-    def model(self, w: Float[Array, " p"]) -> Model:
+    def params(self, w: Float[Array, " p"]):
+        """The trainable leaves of the model, as a pytree, from the flat w."""
         sizes = [_prod(s) for s in self.shapes]
         offsets = [sum(sizes[:k]) for k in range(len(sizes))]
         leaves = [
             jnp.reshape(jax.lax.dynamic_slice_in_dim(w, o, n), s)
             for o, n, s in zip(offsets, sizes, self.shapes)
         ]
-        params = jax.tree.unflatten(self.treedef, leaves)
+        return jax.tree.unflatten(self.treedef, leaves)
+
+    def model(self, w: Float[Array, " p"]) -> Model:
+        return self._combine(self.params(w))
+
+    def _combine(self, params) -> Model:
         return eqx.combine(params, self.rest, is_leaf=_is_constant)
+
+    def weighted_loss_and_grad(self, w, weights, x, y):
+        """(sum_i weights_i l_i(w), its gradient as a flat vector). The gradient is taken with respect to
+        the leaves and concatenated once, which XLA fuses into whatever consumes it (the momentum
+        update): differentiating through the slices of w instead would add one zero-padded copy of
+        the whole parameter vector per leaf (measured: most of a small-batch step)."""
+        def loss(params):
+            return jnp.dot(weights, jax.vmap(self._combine(params).loss)(x, y))
+
+        value, grads = jax.value_and_grad(loss)(self.params(w))
+        return value, jnp.concatenate([jnp.ravel(g) for g in jax.tree.leaves(grads)])
 
     def losses(self, w, x, y) -> Float[Array, " n"]:
         """Per-example losses l_i(w) (no prior term) for a batch of examples."""
@@ -51,7 +68,7 @@ class FlatModel(eqx.Module):
 
     def weighted_loss_grad(self, w, weights, x, y) -> Float[Array, " p"]:
         """grad_w sum_i weights_i l_i(w): one vector-Jacobian product."""
-        return jax.grad(lambda v: jnp.dot(weights, self.losses(v, x, y)))(w)
+        return self.weighted_loss_and_grad(w, weights, x, y)[1]
 
     def grad_sq_norms(self, w, x, y, chunk: int = 100) -> Float[Array, " n"]:
         """|grad_w l_i(w)|^2 per example: the model's one-pass fast path where it has one, else

@@ -111,7 +111,7 @@ def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train)
     """One step of momentum SGD (paper's form) on a given batch; returns (w, v, batch loss at the old w)."""
     b = batch_x.shape[0]
     weights = jnp.full((b,), 1.0 / b, w.dtype)
-    loss, grad = jax.value_and_grad(lambda u: jnp.dot(weights, flat.losses(u, batch_x, batch_y)))(w)
+    loss, grad = flat.weighted_loss_and_grad(w, weights, batch_x, batch_y)
     v = momentum * v + grad + l2 * w / n_train
     return w - lr * v, v, loss
 

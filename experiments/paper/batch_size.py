@@ -48,6 +48,8 @@ class Config:
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
+        if len(set(self.batch_sizes)) < 2:
+            raise sim.InputError("batch-sizes needs at least two values (an optimum needs a curve)")
         for b in self.batch_sizes:
             if b > max(self.n_trains):
                 raise sim.InputError(f"batch-sizes: B = {b} exceeds N = {max(self.n_trains)} (impossible point)")
@@ -231,7 +233,7 @@ def report(name, numbers, variable) -> str:
     lines = [f"{name}: optimal batch size ({numbers['seeds']} seeds, {numbers['budget']}, "
              f"steps {', '.join(map(str, numbers['steps']))})"]
     for value, o in numbers["optima"].items():
-        best = max(s[0] for s in o["accuracy"] if s[2])
+        best = max((s[0] for s in o["accuracy"] if s[2]), default=math.nan)
         lo, hi = o["b_opt_ci95"]
         lines.append(f"  {variable} = {value}: B_opt = {o['b_opt']:.3g} [{lo:.3g}, {hi:.3g}] ({o['method']}"
                      + (f", AT THE GRID'S {o['edge'].upper()} EDGE" if o["edge"] else "")

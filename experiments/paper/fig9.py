@@ -91,8 +91,10 @@ def evaluate_points(points, seeds, pool):
             batch = comp[idx].mean(axis=1) - comp.mean()
             per_seed.append(dict(component=int(j), single=single.tolist(), batch=batch.tolist(),
                                  single_stats=jarque_bera(single), batch_stats=jarque_bera(batch),
-                                 batch_var_ratio=float(batch.var() / (single.var(ddof=1) / p["batch_size"]
-                                                        * (1 - (p["batch_size"] - 1) / (p["n_train"] - 1))))))
+                                 # Var(batch mean) = (sigma^2 / B)(N - B)/(N - 1) with sigma^2 the
+                                 # population variance (ddof = 0), batch means about the known mean
+                                 batch_var_ratio=float(np.mean(batch**2) / (single.var() / p["batch_size"]
+                                                        * (p["n_train"] - p["batch_size"]) / (p["n_train"] - 1)))))
         out.append(per_seed)
     return out
 

@@ -14,6 +14,7 @@ swept value's seeds resampled independently, the slope refitted per draw).
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def _estimate(log_b, means, *, maximise: bool, window: float):
     lo, hi = log_b[near].min(), log_b[near].max()
     if not lo <= vertex <= hi:
         return float(log_b[best]), "grid (vertex outside the fit)", best
-    return float(vertex), "parabola", best
+    return float(np.clip(vertex, lo, hi)), "parabola", best  # clip: round-off at the window's edge
 
 
 def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
@@ -48,7 +49,8 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
     last batch size), seeds and the bootstrap draws of ln B_opt."""
     log_b = np.log(np.asarray(batch_sizes, float))
     scores = np.asarray(scores, float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a batch size whose seeds all diverged: NaN mean
         centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window)
         rng = np.random.default_rng(seed)
         n = scores.shape[0]
@@ -79,7 +81,8 @@ def refinement(batch_sizes, scores, n_train: int, *, maximise: bool = True) -> l
     (rounded), and beyond the last grid point when the best one is at an edge; within [1, N], none
     already on the grid."""
     log_b = np.log(np.asarray(batch_sizes, float))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         _, _, best = _estimate(log_b, np.nanmean(np.asarray(scores, float), axis=0), maximise=maximise,
                                window=WINDOW)
     if best < 0:
