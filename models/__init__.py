@@ -8,6 +8,7 @@ from ._data import DataError as DataError
 from ._data import Dataset as Dataset
 from ._data import MnistPool as MnistPool
 from ._data import binary_task as binary_task
+from ._data import BINARY_SPLITS as BINARY_SPLITS
 from ._data import embedded_mnist as embedded_mnist
 from ._data import escape_problem as escape_problem
 from ._data import load_mnist as load_mnist

@@ -1,6 +1,6 @@
 """Dynamics on a landscape (SGD, its SDE, the noise scale) and measurements of the landscape."""
 
-from . import _checks as checks
+from . import _checks as checks  # noqa: F401  (public: the validators)
 from ._checks import InputError as InputError
 from ._flat import METRICS as METRICS
 from ._flat import FlatModel as FlatModel
@@ -25,5 +25,6 @@ from ._run import on_progress as on_progress
 from ._sde import SGDNoiseTerm as SGDNoiseTerm
 from ._sde import run_sde as run_sde
 from ._sgd import run_sgd as run_sgd
+from ._sgd import distinct_batch as distinct_batch
 from ._sgd import sgd_step as sgd_step
 from ._trajectory import Trajectory as Trajectory

@@ -154,6 +154,12 @@ def _check_numbers(name, out):
         for key, test in numbers["net"].items():
             bounds = _bounds(key.split()[-1])  # "gradient test_accuracy"
             assert _mean_in(test["sgd"], *bounds) and _mean_in(test["sde"], *bounds), key
+    elif name == "fig8-l2":
+        numbers = load("fig8-l2")
+        for e in numbers["ladder"]:
+            assert e["mean_loss_l2"] == pytest.approx(e["l2"] / 100)  # tiny: N = 100
+            assert _mean_in(e["small"], 0, 1) and _mean_in(e["full"], 0, 1)
+        assert numbers["closes_at_l2"] is None or numbers["closes_at_l2"] in [e["l2"] for e in numbers["ladder"]]
     else:
         raise AssertionError(f"no plausibility checks for {name}")
 

@@ -265,7 +265,7 @@ def test_newton_minimum_equals_numpy_newton():
 def test_one_pass_gradient_norms_equal_per_example_gradients(which):
     """The one-backward-pass |grad l_i|^2 (dense layers: |delta_i|^2 (|a_i|^2 + 1)) against explicit
     per-example gradients, float64: equal to rounding (1e-12 relative)."""
-    from sim._flat import FlatModel
+    FlatModel = sim.FlatModel
 
     make = {"net-depth-2": lambda: models.ShallowNet(20, 16, 5, depth=2, key=jr.key(0), dtype=jnp.float64),
             "logistic": lambda: models.LogisticRegression(20, dtype=jnp.float64),
@@ -284,7 +284,7 @@ def test_two_wells_toy():
     c_i), and the profile's sharp minimum, barrier and flat minimum are stationary points of U_1 whose
     curvatures match autodiff (tolerances: the profile's grid step, 1e-4 of the range, and the finite-
     difference step)."""
-    from sim._flat import FlatModel
+    FlatModel = sim.FlatModel
 
     cov = np.diag([2.0, 0.2, 0.1])
     model, data = models.escape_problem(cov, h_sharp=50.0, h_flat=2.0, distance=2.0, valley=(5.0, 2.5),

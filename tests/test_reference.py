@@ -48,6 +48,30 @@ def test_momentum_sgd_matches_numpy_loop():
     assert traj.test_accuracy[0, -1] == pytest.approx(np.mean((z > 0) == (y == 1)))
 
 
+def test_dampened_momentum_at_eps_is_ours_at_eps_times_one_minus_m():
+    """The reading of the paper's eps = 1 (fig3): dampened momentum, v <- m v + (1 - m) grad,
+    w <- w - eps v (TensorFlow/Keras style), at eps = 1 moves w exactly as our undampened momentum at
+    eps (1 - m) = 0.1 (v_dampened = (1 - m) v_ours). Written independently in numpy, float64: 1e-12
+    relative. Dampened at the SAME eps differs by a factor ~10 in the step (checked too)."""
+    x, y, w, b = small_logistic(N, D)
+    eps, m, batch, steps = 1.0, 0.9, 5, 40
+    rng = np.random.default_rng(6)
+    schedule = np.stack([rng.choice(N, batch, replace=False) for _ in range(steps)])
+    params, v = np.append(w, b), np.zeros(D + 1)
+    for t in range(steps):
+        grad = logistic_per_example_grads(params[:-1], params[-1], x[schedule[t]], y[schedule[t]]).mean(axis=0)
+        v = m * v + (1 - m) * grad
+        params = params - eps * v
+    model, data = _logistic(w, b, x, y)
+    ours = sim.run_sgd(model, data, lr=eps * (1 - m), momentum=m, batch_size=batch, steps=steps,
+                       key=jr.key(0), schedule=schedule)
+    np.testing.assert_allclose(ours.params[0], params, rtol=1e-12, atol=1e-14)
+    same_eps = sim.run_sgd(model, data, lr=eps, momentum=m, batch_size=batch, steps=steps, key=jr.key(0),
+                           schedule=schedule)
+    assert np.abs(same_eps.params[0] - params).max() > 0.1 * np.abs(params - np.append(w, b)).max()
+    assert sim.noise_scale(eps * (1 - m), N, batch, m) == pytest.approx(eps * (N / batch - 1))
+
+
 def test_explicit_schedule_reproduces_random_draws():
     """Replaying a run: the batches that run_sgd drew at random (seed s: key_s = split(key, S)[s];
     step t: distinct_batch(fold_in(key_s, t), N, B), sim/_sgd.py), rebuilt here as a (seeds, steps, B)
@@ -60,7 +84,7 @@ def test_explicit_schedule_reproduces_random_draws():
               l2=0.1, record_every=3)
     drawn = sim.run_sgd(model, data, **kw)
     keys = jr.split(jr.key(7), n_seeds)
-    draw = lambda key_s, t: sim._sgd.distinct_batch(jr.fold_in(key_s, t), N, batch)  # noqa: E731
+    draw = lambda key_s, t: sim.distinct_batch(jr.fold_in(key_s, t), N, batch)  # noqa: E731
     schedule = np.asarray([[draw(keys[s], t) for t in range(steps)] for s in range(n_seeds)])
     assert schedule.shape == (n_seeds, steps, batch)
     assert all(len(set(row)) == batch for row in schedule.reshape(-1, batch))  # B distinct examples

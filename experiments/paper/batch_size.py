@@ -173,7 +173,7 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
         fit, fit_x = o.pop("fit"), o.pop("fit_xent")
         out["optima"][str(value)] = dict(
             o, b_grid=o.pop("b_opt"), b_opt=fit["b_opt"], b_opt_ci95=fit["b_opt_ci95"], method=fit["method"],
-            edge=fit["edge"], b_opt_xent=fit_x["b_opt"], b_opt_xent_ci95=fit_x["b_opt_ci95"],
+            edge=fit["edge"], interval_reliable=fit["interval_reliable"], b_opt_xent=fit_x["b_opt"], b_opt_xent_ci95=fit_x["b_opt_ci95"],
             method_xent=fit_x["method"], edge_xent=fit_x["edge"])
         o["_fits"] = (fit, fit_x)
     if fig.slope_name and len(opt) > 1:
@@ -223,6 +223,11 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         ax2.plot(xs, centre_y * (xs / centre_x), ls=":", color="k", lw=0.8, label="slope 1 (the paper)")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in (ax2.xaxis, ax2.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
         ax2.set_xlabel(slope_name)
         ax2.set_ylabel("optimal batch size B_opt")
         ax2.legend(fontsize=7)
@@ -232,6 +237,8 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
 def report(name, numbers, variable) -> str:
     lines = [f"{name}: optimal batch size ({numbers['seeds']} seeds, {numbers['budget']}, "
              f"steps {', '.join(map(str, numbers['steps']))})"]
+    if numbers["seeds"] < 4:
+        lines.append("  (intervals from fewer than 4 seeds: too few resamples to be 95% intervals)")
     for value, o in numbers["optima"].items():
         best = max((s[0] for s in o["accuracy"] if s[2]), default=math.nan)
         lo, hi = o["b_opt_ci95"]

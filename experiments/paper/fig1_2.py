@@ -25,7 +25,7 @@ checks = sim.checks
 
 
 def check_split(name: str, value: str) -> None:
-    splits = models._data.BINARY_SPLITS
+    splits = models.BINARY_SPLITS
     if value not in splits:
         raise sim.InputError(f"{name} must be one of {', '.join(splits)} (got {value!r})")
 

@@ -3,9 +3,10 @@ against ln x with its interval, and the refinement of a coarse grid around each 
 
 B_opt of one curve (a score per seed and batch size: test accuracy, to be maximised, or test
 cross-entropy, minimised): the vertex of a least-squares parabola in ln B through the seed-mean
-scores within a factor `window` of the best grid point (at least three batch sizes). Where the
-parabola opens the wrong way, or its vertex leaves the window, the best grid point stands and the
-estimate says so (`method`). The 95% interval is the percentile bootstrap over seeds: seeds resampled
+scores within a factor `window` of the best grid point, and its two neighbours always (at least three
+batch sizes). Where the
+parabola opens the wrong way, or its vertex leaves the window, the best grid point stands, the
+estimate says so (`method`) and its interval is at least half a grid step either side. The 95% interval is the percentile bootstrap over seeds: seeds resampled
 with replacement (the same draw for every batch size, as they share an initialisation), the whole
 estimate (grid argmax included) repeated. A peak at the edge of the grid is flagged: its interval is
 open on that side.
@@ -30,6 +31,7 @@ def _estimate(log_b, means, *, maximise: bool, window: float):
     score = np.where(finite, means if maximise else -means, -np.inf)
     best = int(np.argmax(score))
     near = finite & (np.abs(log_b - log_b[best]) <= math.log(window) + 1e-9)
+    near[max(best - 1, 0): best + 2] |= finite[max(best - 1, 0): best + 2]  # the best point's neighbours always
     if near.sum() < 3:
         return float(log_b[best]), "grid", best
     a, b, _ = np.polyfit(log_b[near], score[near], 2)
@@ -59,9 +61,16 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
     boot = boot[np.isfinite(boot)]
     low, high = (np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan))
     edge = None if 0 < best < len(log_b) - 1 else ("left" if best == 0 else "right")
+    if method.startswith("grid") and best >= 0:
+        # No fit: the grid cannot resolve B_opt better than half a step either side, whatever the seeds say.
+        left = log_b[best] - log_b[best - 1] if best > 0 else 0.0
+        right = log_b[best + 1] - log_b[best] if best + 1 < len(log_b) else 0.0
+        low = min(low, math.exp(log_b[best] - left / 2)) if math.isfinite(low) else math.exp(log_b[best] - left / 2)
+        high = max(high, math.exp(log_b[best] + right / 2)) if math.isfinite(high) else math.exp(log_b[best] + right / 2)
+    # A percentile bootstrap over fewer than 4 seeds has too few distinct resamples to be an interval.
     return dict(b_opt=math.exp(centre) if math.isfinite(centre) else math.nan,
                 b_opt_ci95=[float(low), float(high)], method=method, edge=edge, seeds=int(n),
-                log_draws=boot.tolist())
+                interval_reliable=bool(n >= 4), log_draws=boot.tolist())
 
 
 def slope(x, curves: list[dict]) -> dict:

@@ -200,8 +200,6 @@ def _ray_work(name: str, task: Task, pool_refs: dict, cache_dir: str | None, set
 def default_workers() -> int:
     """One worker per GPU where JAX finds several; else half the cores (XLA's own threads use the
     rest), at most 8, and 1 (in-process) on a machine of fewer than 4 cores."""
-    import jax
-
     if gpu_count() > 1:
         return gpu_count()
     cores = os.cpu_count() or 1
