@@ -1,7 +1,6 @@
 """Lanczos at a breakdown (the Krylov space closes before `lanczos_steps`), in float64 and float32,
 through the public API: top eigenvalues, SLQ log determinants and what they report."""
 
-
 import jax.random as jr
 import numpy as np
 import pytest

@@ -102,6 +102,7 @@ def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[
 
 # Importable by name (a worker process or a Ray task imports them): the chunk's key depends on the
 # experiment's name, as it always has, so each figure has its own evaluator.
+step_cost = _common.step_cost
 evaluate_fig4 = functools.partial(evaluate, "fig4")
 evaluate_fig5 = functools.partial(evaluate, "fig5")
 evaluate_fig6 = functools.partial(evaluate, "fig6")
@@ -289,7 +290,7 @@ def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:
         name=fig.name, summary=summary, config=Config, presets=presets, grid=grid,
         evaluate=f"{__name__}:evaluate_{fig.name}", summarize=summarize, figure=figure, report=report_,
         shape=lambda p: (p["n_train"], p["batch_size"], p["steps"]), chunk_size=6, section="paper",
-        refine=refine)
+        refine=refine, cost=step_cost)
 
 
 # The paper-scale batch-size grid: a factor 2 apart, from below to well above every expected optimum

@@ -26,6 +26,7 @@ from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
 checks = sim.checks
+step_cost = _common.step_cost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _experiment(name: str, summary: str, presets: dict) -> Experiment:
     return Experiment(name=name, summary=summary, config=Config, presets=presets, grid=grid,
                       evaluate=f"{__name__}:evaluate", summarize=summarize,
                       figure=functools.partial(figure, name=name), report=functools.partial(report, name=name),
-                      shape=lambda p: p["batch_size"], chunk_size=1, section="paper")
+                      shape=lambda p: p["batch_size"], chunk_size=1, section="paper", cost=step_cost)
 
 
 EXPERIMENTS = (

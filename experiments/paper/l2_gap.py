@@ -105,5 +105,6 @@ EXPERIMENTS = (
                         "quick": Config(),
                         "paper": Config(steps=10000, seeds=4)},
                grid=grid, evaluate=f"{fig3.__name__}:evaluate", summarize=summarize, figure=figure,
-               report=report, shape=lambda p: p["batch_size"], chunk_size=1, section="paper"),
+               report=report, shape=lambda p: p["batch_size"], chunk_size=1, section="paper",
+               cost=_common.step_cost),
 )

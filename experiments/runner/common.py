@@ -164,3 +164,9 @@ def save(fig, out: pathlib.Path, name: str, numbers: dict, caption: str) -> None
     pyplot().close(fig)
     (out / f"{name}.json").write_text(json.dumps(numbers, indent=1, default=float))
     print(f"wrote {out / (name + '.png')} and {out / (name + '.json')}")
+
+
+def step_cost(point: dict) -> float:
+    """Relative run time of a net training point: steps x (B + 30), a step costing about as much as
+    30 more examples in the batch (measured on the 784-800-10 net: 0.5 ms at B = 10, 14 ms at B = 1000)."""
+    return float(point["steps"]) * (point["batch_size"] + 30)

@@ -82,6 +82,7 @@ class Experiment:
     needs: tuple[str, ...] = ()
     section: str = "studies"  # "paper" (the paper's figures), "studies" or "tools"
     refine: Callable[[list[dict], Any], list[dict]] | None = None  # more points, from the rows so far
+    cost: Callable[[dict], float] = lambda point: float(point.get("steps", 1))  # relative run time (ETA)
     results: str | None = None  # results file stem, when several experiments share one sweep
 
     def __post_init__(self):

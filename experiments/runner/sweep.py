@@ -86,6 +86,7 @@ def run_sweep(
     chunk_size: int = 8,
     label: str | None = None,
     executor=None,
+    cost: Callable[[dict], float] = lambda point: 1.0,
 ) -> list[dict]:
     """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
     of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
@@ -93,7 +94,8 @@ def run_sweep(
     "module:function" (needed by worker processes and Ray). `seeds` is one list for every point or a
     function of the point (points of one chunk share their seeds). `executor`: where chunks run
     (`workers.Serial()` by default, `workers.LocalWorkers(n)`, `workers.RayWorkers(address)`); this
-    process alone appends rows, each chunk's as soon as it finishes."""
+    process alone appends rows, each chunk's as soon as it finishes. `cost(point)`: its relative run
+    time, for the progress bar's ETA (progress is shown in points, weighted by cost)."""
     from . import workers
 
     seeds_of = seeds if callable(seeds) else (lambda point: seeds)
@@ -118,11 +120,13 @@ def run_sweep(
     with executor:
         title = label or (f"{experiment} ({len(points)} points x {'/'.join(map(str, n_seeds))} seeds"
                           + (f", {executor.workers} workers)" if executor.workers > 1 else ")"))
+        weight = [sum(cost(points[i]) for i in chunk) for chunk in todo]
+        scale = n_todo / max(sum(weight), 1e-300)  # progress in points, each chunk weighted by its cost
         with Progress(max(n_todo, 1), title, unit="point") as advance:
-            finished, partial = 0, {}
+            finished, partial = 0.0, {}
 
             def report(index, fraction):
-                partial[index] = min(fraction, 1.0) * len(todo[index])
+                partial[index] = min(fraction, 1.0) * weight[index] * scale
                 advance(finished + sum(partial.values()))
 
             for index, outputs in executor.run(evaluate, tasks, report):
@@ -138,7 +142,7 @@ def run_sweep(
                         done[(hashes[i], seed)] = row
                 results.append(rows)
                 partial.pop(index, None)
-                finished += len(chunk)
+                finished += weight[index] * scale
                 advance(finished + sum(partial.values()))
     return [done[(h, s)] for h, p in zip(hashes, points) for s in seeds_of(p)]
 
@@ -180,7 +184,7 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None
         def sweep(points):
             return run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
                              evaluate=experiment.evaluate, shape=experiment.shape,
-                             chunk_size=experiment.chunk_size, executor=executor)
+                             chunk_size=experiment.chunk_size, executor=executor, cost=experiment.cost)
 
         rows = sweep(points)
         for _ in range(8 if experiment.refine else 0):  # an adaptive grid: refine until nothing is new
