@@ -68,11 +68,13 @@ def jax_settings() -> dict:
     return {name: getattr(v, "value", v) for name, v in values.items()}  # enums as their strings
 
 
-def _init_worker(progress_queue, cache_dir, device_queue=None, settings=None):
+def _init_worker(progress_queue, cache_dir, device_queue=None, settings=None, core_queue=None):
     global _queue
     _queue = progress_queue
     if device_queue is not None:  # one GPU per worker, before JAX starts in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device_queue.get())
+    if core_queue is not None:  # its own cores: workers' thread pools do not fight over one core
+        os.sched_setaffinity(0, core_queue.get())
     import jax
 
     for name, value in (settings or {}).items():
@@ -103,13 +105,18 @@ class LocalWorkers:
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
         self.queue = context.Queue()
-        devices = None
+        devices, cores = None, None
         if self.gpus > 1:
             devices = context.Queue()
             for k in range(self.workers):
                 devices.put(k % self.gpus)
+        available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if self.gpus <= 1 and len(available) >= self.workers > 1:
+            cores = context.Queue()
+            for k in range(self.workers):  # worker k gets every workers-th core from the k-th
+                cores.put(set(available[k::self.workers]))
         self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                           initargs=(self.queue, self.cache_dir, devices, jax_settings()))
+                                           initargs=(self.queue, self.cache_dir, devices, jax_settings(), cores))
         return self
 
     def __exit__(self, *exc):
