@@ -68,7 +68,9 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
         low = min(low, math.exp(log_b[best] - left / 2)) if math.isfinite(low) else math.exp(log_b[best] - left / 2)
         high = max(high, math.exp(log_b[best] + right / 2)) if math.isfinite(high) else math.exp(log_b[best] + right / 2)
     # A percentile bootstrap over fewer than 4 seeds has too few distinct resamples to be an interval.
-    return dict(b_opt=math.exp(centre) if math.isfinite(centre) else math.nan,
+    # exp(ln B) may land an ulp outside the grid: B_opt is clipped to the grid's span in B itself.
+    b = float(np.clip(math.exp(centre), min(batch_sizes), max(batch_sizes))) if math.isfinite(centre) else math.nan
+    return dict(b_opt=b,
                 b_opt_ci95=[float(low), float(high)], method=method, edge=edge, seeds=int(n),
                 interval_reliable=bool(n >= 4), log_draws=boot.tolist())
 
