@@ -15,6 +15,7 @@ steps, 24 seeds. `--preset net`: the 784-800-10 net, N = 1000, eps = 0.1, B = 30
 import dataclasses
 
 import jax.random as jr
+import numpy as np
 from scipy.stats import ks_2samp
 
 import sim
@@ -101,27 +102,44 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
     curves = {name: dict(steps=sel[0]["steps"], **{m: [r[m] for r in sel] for m in ("train_loss_curve",
                                                                                      "test_xent_curve")})
               if sel else None for name, sel in finite.items()}
+    finals = {name: {m: sorted(r[m] for r in sel if m in r) for m in METRICS} for name, sel in finite.items()}
     return {"tests": tests, "diverged": {k: sum(r["diverged"] for r in v) for k, v in groups.items()},
-            "curves": curves, "noise_scale": sim.noise_scale(cfg.lr, cfg.n_train, cfg.batch_size, cfg.momentum)}
+            "curves": curves, "finals": finals, "noise_scale": sim.noise_scale(cfg.lr, cfg.n_train, cfg.batch_size, cfg.momentum)}
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
+    """Top: mean curves with s.e. bands. Bottom: the empirical CDFs of the final values over seeds, per
+    metric: the distributions the two-sample KS tests compare (KS statistic = the largest vertical gap)."""
     plt = _common.pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    metrics = [m for m in METRICS if any(summary["finals"][k][m] for k in summary["finals"])]
+    ncols = max(2, len(metrics))
+    fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 7.4), squeeze=False)
     for k, (name, c) in enumerate(summary["curves"].items()):
         if c is None:  # every seed of this dynamics diverged
             continue
-        for ax, m in zip(axes, ("train_loss_curve", "test_xent_curve")):
+        for ax, m in zip(axes[0], ("train_loss_curve", "test_xent_curve")):
             _common.band(ax, c["steps"], c[m], color=f"C{k}", label=name)
-    axes[0].set_yscale("log")
-    axes[0].set_title("train cross-entropy")
-    axes[1].set_title("test cross-entropy")
-    for ax in axes:
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_title("train cross-entropy (mean ± s.e.)")
+    axes[0, 1].set_title("test cross-entropy (mean ± s.e.)")
+    for ax in axes[0, :2]:
         ax.set_xlabel("SGD step (SDE: same time)")
-    axes[0].legend()
+    axes[0, 0].legend(fontsize=8)
+    for ax in axes[0, 2:]:
+        ax.axis("off")
+    for ax, m in zip(axes[1], metrics):
+        for k, name in enumerate(summary["finals"]):
+            values = summary["finals"][name][m]
+            if values:
+                ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=f"C{k}", label=name)
+        pvals = [f"{key.split()[1]}: KS p {t['p']:.2g}" for key, t in summary["tests"].items() if key.endswith(m)]
+        ax.set_title(f"final {m.replace('_', ' ')}\n" + "; ".join(pvals), fontsize=8)
+        ax.set_ylabel("fraction of seeds <= x")
+        ax.set_xlabel(m.replace("_", " "))
+    axes[1, 0].legend(fontsize=8)
     caption = (f"{cfg.model}, N = {cfg.n_train}, eps = {cfg.lr}, B = {cfg.batch_size}, m = {cfg.momentum}, "
                f"lam = {cfg.l2}, g = {summary['noise_scale']:.3g}, {cfg.seeds} seeds, same initialisation per "
-               "seed; bands: s.e.")
+               "seed; bands: s.e.; bottom: empirical CDFs over seeds of the final values the KS tests compare.")
     _common.save(fig, out, "side-by-side", {"tests": summary["tests"], "diverged": summary["diverged"]}, caption)
 
 
