@@ -153,16 +153,39 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    """|SDE - SGD| in s.e. per metric, test accuracy of both, and NSR_B and eps lambda_max / 2."""
+    """SDE - SGD in s.e. per rung and metric (a map), test accuracy of both, and NSR_B and eps lambda_max / 2."""
     lrs = list(cfg.lrs)
     plt = _common.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
-    styles = dict(train_loss="-", test_accuracy=":", test_xent="--")
-    for j, r in enumerate(cfg.refinements):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw=dict(width_ratios=[1.3, 1, 1]))
+    # Left: a rung-by-metric map of the signed difference SDE - SGD in standard errors, one row per
+    # refinement and metric; cells beyond the threshold framed, the parting rung of each r marked.
+    labels, z = [], []
+    for r in cfg.refinements:
         cs = summary["sde"][f"r={r}"]["comparisons"]
         for m in METRICS:
-            axes[0].plot(lrs, [abs(c[m]["z"]) for c in cs], marker="o", ms=3, color=f"C{j}", ls=styles[m],
-                         label=f"r={r} {m.replace('_', ' ')}")
+            labels.append(f"r={r} {m.replace('_', ' ')}")
+            z.append([c[m]["z"] if c[m]["z"] is not None else np.nan for c in cs])
+    z = np.asarray(z, dtype=float)
+    bound = max(2 * cfg.threshold, float(np.nanmax(np.abs(z), initial=0.0)) if np.isfinite(z).any() else 1.0)
+    image = axes[0].imshow(np.clip(z, -bound, bound), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for (i, k), value in np.ndenumerate(z):
+        if np.isfinite(value):
+            axes[0].text(k, i, f"{value:+.1f}", ha="center", va="center", fontsize=6)
+            if abs(value) > cfg.threshold:
+                axes[0].add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="k"))
+    for j, r in enumerate(cfg.refinements):
+        parted = summary["sde"][f"r={r}"]["parted_lr"]
+        if parted is not None:
+            k = lrs.index(parted)
+            rows = (j * len(METRICS) - 0.5, (j + 1) * len(METRICS) - 0.5)
+            axes[0].plot([k - 0.5, k - 0.5], rows, color="k", lw=2.5)
+    axes[0].set_yticks(range(len(labels)), labels, fontsize=7)
+    axes[0].set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], fontsize=7)
+    axes[0].set_xlabel("eps (B rises with it, g fixed)")
+    axes[0].set_title(f"(SDE - SGD) / s.e.; framed: beyond {cfg.threshold:g}; bar: parting rung", fontsize=9)
+    fig.colorbar(image, ax=axes[0], fraction=0.04, pad=0.02)
+    for j, r in enumerate(cfg.refinements):
+        cs = summary["sde"][f"r={r}"]["comparisons"]
         axes[1].errorbar(lrs, [c["test_accuracy"]["sde"][0] for c in cs],
                          yerr=[c["test_accuracy"]["sde"][1] for c in cs], color=f"C{j}", marker="s", ms=4,
                          label=f"SDE r={r}")
@@ -171,11 +194,6 @@ def figure(summary: dict, cfg: Config, out) -> None:
                      color="k", marker="o", ms=4, label="SGD")
     axes[1].set_title("test accuracy at equal SDE time")
     axes[1].legend(fontsize=8)
-    axes[0].axhline(cfg.threshold, color="k", lw=0.8)
-    axes[0].set_yscale("symlog", linthresh=1)
-    axes[0].set_ylim(bottom=0)
-    axes[0].set_title("|SDE - SGD| in standard errors")
-    axes[0].legend(fontsize=6)
     axes[2].plot(lrs, summary["nsr"], "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
     axes[2].plot(lrs, [lr * h / 2 for lr, h in zip(lrs, summary["lambda_max"])], "s--", color="C4",
                  label="eps λmax / 2 (1 = unstable)")
@@ -183,7 +201,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
     axes[2].set_yscale("log")
     axes[2].set_title("at SGD's final parameters")
     axes[2].legend(fontsize=7)
-    for ax in axes:
+    for ax in axes[1:]:
         ax.set_xscale("log")
         ax.set_xlabel("eps (B rises with it, g fixed)")
     caption = (f"{cfg.model}, N = {cfg.n_train}, g = {cfg.noise_scale:g}, lam = {cfg.l2}, T = {cfg.sde_time:g}, "
