@@ -80,11 +80,22 @@ def record_interval(record_every: int | None, steps: int) -> int:
     return _checks.integer("record_every", record_every if record_every is not None else max(1, steps // 20))
 
 
-def scan_records(advance, measure, state, *, steps: int, record_every: int):
+def early_steps(record_every: int, steps: int) -> list[int]:
+    """The geometric records before the first regular one: 1, 2, 4, ... below min(record_every, steps)."""
+    out, k = [], 1
+    while k < min(record_every, steps):
+        out.append(k)
+        k *= 2
+    return out
+
+
+def scan_records(advance, measure, state, *, steps: int, record_every: int, early: bool = False):
     """Run `steps` SGD-equivalent steps, measuring every `record_every` steps and at the end.
 
     advance(state, start, length) -> state moves all seeds on by `length` steps (length static);
     measure(state) -> (S, 3). Returns (final state, records (R, S, 3), record steps (R,) numpy).
+    early: also measure at steps 1, 2, 4, ... below the first regular record (where the metrics move
+    fastest), each interval a scan of its own static length, inside the same compiled loop.
     Progress is reported about 20 times per record interval: each interval runs as sub-intervals of
     ceil(record_every / 20) steps. Every step is keyed by its absolute index, so how an interval is
     cut never changes a number.
@@ -110,16 +121,23 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int):
         state = run_interval(state, chunk * record_every, record_every)
         return state, measure(state)
 
-    first = measure(state)
-    state, records = jax.lax.scan(body, state, jnp.arange(n_full, dtype=jnp.int32))
-    parts = [first[None], records]
+    parts, record_steps = [measure(state)[None]], [0]
+    first_regular = 0
+    if early and n_full:
+        marks = early_steps(record_every, steps) + [record_every]
+        for a, b in zip([0] + marks[:-1], marks):
+            state = run_interval(state, a, b - a)
+            parts.append(measure(state)[None])
+            record_steps.append(b)
+        first_regular = 1
+    state, records = jax.lax.scan(body, state, jnp.arange(first_regular, n_full, dtype=jnp.int32))
+    parts.append(records)
+    record_steps += [k * record_every for k in range(first_regular + 1, n_full + 1)]
     if rem:
         state = run_interval(state, n_full * record_every, rem)
         parts.append(measure(state)[None])
-    record_steps = np.arange(n_full + 1) * record_every
-    if rem:
-        record_steps = np.append(record_steps, steps)
-    return state, jnp.concatenate(parts), record_steps
+        record_steps.append(steps)
+    return state, jnp.concatenate(parts), np.asarray(record_steps)
 
 
 def freeze_diverged(new_w, diverged_step, candidate_step):

@@ -96,6 +96,7 @@ def run_sde(
     refinement: int = 1,
     noise: AbstractNoise = GradientCovarianceNoise(),
     record_every: int | None = None,
+    record_early: bool = False,
     backend: str = "diffrax",
     scheme: str = "semi-implicit",
     seed_batching: str = "auto",
@@ -131,7 +132,7 @@ def run_sde(
     r = 2 correlate at ~0.7 on the linear model). Pass different keys for independent levels, or
     brownian_resolution R (a multiple of `refinement`) for coupled ones: each increment is then the sum
     of the R/r increments of the grid at refinement R, so runs at r = 1, 2, ..., R with one key follow
-    the same Brownian path (paired differences for weak-error estimates).
+    the same Brownian path (paired differences for weak-error estimates). record_early as in `run_sgd`.
     Other arguments as `run_sgd`; a seed whose state turns non-finite stops there and is marked diverged.
     """
     lr = _checks.positive("lr", lr)
@@ -168,7 +169,7 @@ def run_sde(
     with _run.progress_to(progress):
         params, div, records, record_steps = _sde_compiled(
             flat, noise, w0, keys, data, hyper,
-            steps=steps, record_every=record_every, refinement=refinement,
+            steps=steps, record_every=record_every, early=record_early, refinement=refinement,
             second_order=second_order, semi_implicit=scheme == "semi-implicit", backend=backend,
             mode=mode, fine=brownian_resolution // refinement,
         )
@@ -187,7 +188,7 @@ def _not_finite(t, y, args, **kwargs):
 
 
 @eqx.filter_jit
-def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, refinement,
+def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, early, refinement,
                   second_order, semi_implicit, backend, mode, fine):
     l2, g, gamma, dt = hyper
     n_brownian = noise.brownian_dim(data.n_train, w0.shape[-1])
@@ -231,6 +232,6 @@ def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, re
     y0 = (w0, jnp.zeros_like(w0)) if second_order else w0
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
     (y, div), records, record_steps = _run.scan_records(
-        advance, measure, (y0, div0), steps=steps, record_every=record_every
+        advance, measure, (y0, div0), steps=steps, record_every=record_every, early=early
     )
     return (y[0] if second_order else y), div, records, record_steps

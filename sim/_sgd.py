@@ -27,6 +27,7 @@ def run_sgd(
     momentum: float = 0.0,
     l2: float = 0.0,
     record_every: int | None = None,
+    record_early: bool = False,
     schedule=None,
     seed_batching: str = "auto",
     progress=None,
@@ -53,6 +54,8 @@ def run_sgd(
         random draws (to replay a run or cross-check another implementation).
     record_every: record train loss, test accuracy and test cross-entropy every so many steps
         (default: steps // 20), at step 0 and at the last step, without leaving the compiled loop.
+    record_early: also record at steps 1, 2, 4, ... below the first regular record (where the metrics
+        change fastest; a curve recorded every k steps from step 0 is a straight line over the first k).
     progress: optional callable, called with the number of steps done after each record.
     seed_batching: "vmap", "map" (seeds one after another in the compiled loop) or "auto" (map on
         CPU, vmap elsewhere; see `_run.seed_mode` for the measurement).
@@ -81,7 +84,7 @@ def run_sgd(
     with _run.progress_to(progress):
         params, div, records, record_steps = _sgd_compiled(
             flat, w0, keys, data, hyper, schedule,
-            batch_size=batch_size, steps=steps, record_every=record_every, mode=mode,
+            batch_size=batch_size, steps=steps, record_every=record_every, early=record_early, mode=mode,
         )
     n = data.n_train
     lr_a, m_a = np.asarray(lrs), np.asarray(moms)
@@ -123,7 +126,7 @@ def distinct_batch(key, n_train: int, batch_size: int):
 
 
 @eqx.filter_jit
-def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, mode):
+def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, early, mode):
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
@@ -159,6 +162,6 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
     state = (w0, jnp.zeros_like(w0), div0)
     (w, _, div), records, record_steps = _run.scan_records(
-        advance, measure, state, steps=steps, record_every=record_every
+        advance, measure, state, steps=steps, record_every=record_every, early=early
     )
     return w, div, records, record_steps

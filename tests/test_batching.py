@@ -100,3 +100,21 @@ def test_sgd_never_recompiles_for_new_hyperparameters():
         for lr, m, lam, seed in [(0.2, 0.9, 0.1, 1), (0.05, 0.3, 1.0, 2)]:
             sim.run_sgd(model, data, lr=lr, momentum=m, l2=lam, key=jr.key(seed), **kw)
     assert compiles == []
+
+
+@pytest.mark.parametrize("dynamics", ["sgd", "sde"])
+def test_early_records_add_points_and_change_no_number(dynamics):
+    """record_early: records at steps 1, 2, 4, ... below the first regular record, inside the compiled
+    loop. The run itself is the same: final parameters and every regular record equal the run without
+    them (float64, to round-off: the steps are the same operations, cut at other places)."""
+    model, data = _tiny_mlp_problem()
+    run = sim.run_sgd if dynamics == "sgd" else sim.run_sde
+    kw = dict(lr=0.3, batch_size=5, steps=45, key=jr.key(7), n_seeds=2, momentum=0.5, record_every=20)
+    plain = run(model, data, **kw)
+    early = run(model, data, record_early=True, **kw)
+    assert plain.steps.tolist() == [0, 20, 40, 45]
+    assert early.steps.tolist() == [0, 1, 2, 4, 8, 16, 20, 40, 45]
+    regular = [early.steps.tolist().index(s) for s in plain.steps]
+    np.testing.assert_allclose(early.params, plain.params, rtol=RTOL, atol=1e-13)
+    np.testing.assert_allclose(early.test_xent[:, regular], plain.test_xent, rtol=RTOL)
+    assert np.all(np.diff(early.time, axis=1) > 0)

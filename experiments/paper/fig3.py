@@ -37,6 +37,8 @@ class Config:
     small_batch: int = param(30, help="the small batch size B, against full batch (B = N)")
     steps: int = param(1500, checks.integer, help="SGD steps")
     record_every: int = param(50, checks.integer, help="steps between recorded test metrics")
+    record_early: bool = param(True, help="also record at steps 1, 2, 4, ... (the first interval is where the "
+                                           "metrics move fastest)")
     n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
     seeds: int = param(2, checks.integer, help="seeds (one initialisation each)")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
@@ -48,7 +50,8 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     source = _common.data_source(cfg.mnist)
     return [dict(lr=cfg.lr, momentum=cfg.momentum, l2=cfg.l2, batch_size=b, steps=cfg.steps,
-                 record_every=cfg.record_every, n_train=cfg.n_train, data=source)
+                 record_every=cfg.record_every, n_train=cfg.n_train, data=source,
+                 **({"record_early": True} if cfg.record_early else {}))
             for b in (cfg.small_batch, cfg.n_train)]
 
 
@@ -61,7 +64,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         traj = sim.run_sgd(nets, data, lr=p["lr"], momentum=p["momentum"], l2=p["l2"],
                            batch_size=p["batch_size"], steps=p["steps"],
                            key=jr.fold_in(jr.key(1), p["batch_size"]),
-                           record_every=p.get("record_every", p["steps"]))
+                           record_every=p.get("record_every", p["steps"]),
+                           record_early=p.get("record_early", False))
         per_seed = []
         for s in range(len(seeds)):
             div = int(traj.diverged_step[s])
@@ -103,7 +107,8 @@ def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
     axes[0].set_title("test accuracy")
     axes[1].set_title("test cross-entropy")
     for ax in axes:
-        ax.set_xlabel("SGD step")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("SGD step (log scale beyond 10)")
     axes[0].legend()
     caption = (f"784-800-10 net, N = {cfg.n_train}, eps = {cfg.lr}, m = {cfg.momentum}, lam = {cfg.l2}, "
                f"{cfg.steps} steps, {cfg.seeds} seeds (mean ± s.e.). Paper: eps = 1 (chance here; see module doc).")

@@ -47,6 +47,8 @@ class Config:
     refinement: int = param(1, checks.integer, help="SDE steps per SGD step r (dt = eps/(N r))")
     scheme: str = param("semi-implicit", check_scheme, help="SDE scheme: 'semi-implicit' or 'euler'")
     record_every: int = param(50, checks.integer, help="steps between recorded metrics")
+    record_early: bool = param(True, help="also record at steps 1, 2, 4, ... (the first interval is where the "
+                                           "metrics move fastest)")
     seed: int = param(0, help="master seed (data draw, initialisations, noise keys)")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
@@ -57,7 +59,7 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     base = dict(lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2, steps=cfg.steps,
                 n_seeds=cfg.seeds, n_train=cfg.n_train, width=cfg.width, record_every=cfg.record_every,
-                seed=cfg.seed, data=_common.data_source(cfg.mnist))
+                **({"record_early": True} if cfg.record_early else {}), seed=cfg.seed, data=_common.data_source(cfg.mnist))
     return [dict(base, dynamics="sgd"), dict(base, dynamics="sde", refinement=cfg.refinement, scheme=cfg.scheme)]
 
 
@@ -71,7 +73,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         keys = jr.split(init_key, p["n_seeds"])
         nets = [models.ShallowNet(width=p["width"], key=keys[s]) for s in seeds]
         common = dict(lr=p["lr"], batch_size=p["batch_size"], steps=p["steps"], momentum=p["momentum"],
-                      l2=p["l2"], record_every=p["record_every"])
+                      l2=p["l2"], record_every=p["record_every"], record_early=p.get("record_early", False))
         if p["dynamics"] == "sgd":
             traj = sim.run_sgd(nets, data, key=sgd_key, **common)
         else:
@@ -106,7 +108,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
             values = np.array([v for v, d in zip(s[name], s["diverged_step"]) if d < 0])
             if values.shape[0]:
                 _common.band(ax, s["steps"], values, color=colour, label=dynamics.upper())
-        ax.set_xlabel("SGD step (SDE: same time)")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("SGD step, SDE at the same time (log scale beyond 10)")
         ax.set_title(titles[name])
         if name == "train_loss":
             ax.set_yscale("log")

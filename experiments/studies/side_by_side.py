@@ -36,6 +36,8 @@ class Config:
     l2: float = param(1.0, checks.non_negative, help="L2 lam in the summed cost C")
     steps: int = param(1000, checks.integer, help="SGD steps (the SDE runs for the same time)")
     record_every: int = param(50, checks.integer, help="steps between recorded metrics")
+    record_early: bool = param(True, help="also record at steps 1, 2, 4, ... (the first interval is where the "
+                                           "metrics move fastest)")
     seeds: int = param(24, checks.integer, low=2, help="seeds (one initialisation each, shared by all dynamics)")
     refinements: tuple = param((1, 4), checks.integer, help="SDE steps per SGD step r (dt = eps/(N r))")
     n_train: int = param(800, checks.integer, help="training-set size N")
@@ -48,7 +50,7 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     base = dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
                 steps=cfg.steps, record_every=cfg.record_every, n_train=cfg.n_train,
-                data=_common.data_source(cfg.mnist))
+                data=_common.data_source(cfg.mnist), **({"record_early": True} if cfg.record_early else {}))
     return [dict(base, dynamics="sgd", refinement=1)] + [dict(base, dynamics="sde", refinement=r)
                                                           for r in cfg.refinements]
 
@@ -61,7 +63,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         traj, data = _common.train(p, _common.pool(p["data"]), seeds,
                                    sde=dict(refinement=p["refinement"], scheme="semi-implicit"),
                                    lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
-                                   steps=p["steps"], record_every=p["record_every"])
+                                   steps=p["steps"], record_every=p["record_every"],
+                                   record_early=p.get("record_early", False))
         per_seed = []
         for s in range(len(seeds)):
             row = dict(steps=traj.steps.tolist(), train_loss_curve=traj.train_loss[s].tolist(),
@@ -123,7 +126,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
     axes[0, 0].set_title("train cross-entropy (mean ± s.e.)")
     axes[0, 1].set_title("test cross-entropy (mean ± s.e.)")
     for ax in axes[0, :2]:
-        ax.set_xlabel("SGD step (SDE: same time)")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("SGD step, SDE at the same time (log scale beyond 10)")
     axes[0, 0].legend(fontsize=8)
     for ax in axes[0, 2:]:
         ax.axis("off")
