@@ -25,6 +25,8 @@ from ._run import on_progress as on_progress
 from ._sde import SGDNoiseTerm as SGDNoiseTerm
 from ._sde import run_sde as run_sde
 from ._sgd import run_sgd as run_sgd
+from ._svag import run_svag as run_svag
+from ._svag import svag_coefficients as svag_coefficients
 from ._sgd import distinct_batch as distinct_batch
 from ._sgd import sgd_step as sgd_step
 from ._trajectory import Trajectory as Trajectory

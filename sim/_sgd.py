@@ -119,6 +119,18 @@ def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train)
     return w - lr * v, v, loss
 
 
+def svag_step(flat: FlatModel, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
+    """One SVAG step (Li, Malladi & Arora 2021): the gradient c1 g1 + c2 g2 of two independent batches,
+    c = (1 ± sqrt(2l - 1))/2, then the momentum-SGD update. At l = 1 (c1 = 1, c2 = 0) exactly `sgd_step`
+    on the first batch (1 x g1 + 0 x g2 = g1 in floating point)."""
+    b = x1.shape[0]
+    weights = jnp.full((b,), 1.0 / b, w.dtype)
+    loss, g1 = flat.weighted_loss_and_grad(w, weights, x1, y1)
+    _, g2 = flat.weighted_loss_and_grad(w, weights, x2, y2)
+    v = momentum * v + (c1 * g1 + c2 * g2) + l2 * w / n_train
+    return w - lr * v, v, loss
+
+
 def distinct_batch(key, n_train: int, batch_size: int):
     """B distinct indices, uniformly: the positions of the B largest of N iid uniforms (a uniformly
     random B-subset; ~10x cheaper than a permutation of N on CPU for B << N)."""
@@ -126,12 +138,13 @@ def distinct_batch(key, n_train: int, batch_size: int):
 
 
 @eqx.filter_jit
-def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, early, mode):
+def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, early, mode,
+                  svag=False):
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
     def one_seed(state, key, hyper, seed_schedule, start, length):
-        lr, momentum, l2 = hyper
+        lr, momentum, l2 = hyper[:3]
 
         def step(state, t):
             w, v, div = state
@@ -139,7 +152,12 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
                 idx = distinct_batch(jr.fold_in(key, t), n, batch_size)
             else:
                 idx = seed_schedule[t]
-            w, v, loss = sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
+            if svag:  # a second, independent batch from its own stream (see sim.run_svag)
+                second = distinct_batch(jr.fold_in(jr.fold_in(key, t), 1), n, batch_size)
+                w, v, loss = svag_step(flat, w, v, data.x_train[idx], data.y_train[idx], data.x_train[second],
+                                       data.y_train[second], lr, momentum, l2, n, hyper[3], hyper[4])
+            else:
+                w, v, loss = sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
             # The batch loss at w_t is a free by-product: non-finite means w_t is (NaN and inf
             # propagate through every model here). No per-step pass over the parameters.
             div = jnp.where((div < 0) & ~jnp.isfinite(loss), t, div)
