@@ -20,6 +20,7 @@ MODULES = (
     "experiments.studies.departure",
     "experiments.studies.weak_order",
     "experiments.studies.noise_shape",
+    "experiments.studies.svag",
     "experiments.studies.bopt_prediction",
 )
 

@@ -154,6 +154,12 @@ def _check_numbers(name, out):
         for key, test in numbers["net"].items():
             bounds = _bounds(key.split()[-1])  # "gradient test_accuracy"
             assert _mean_in(test["sgd"], *bounds) and _mean_in(test["sde"], *bounds), key
+    elif name == "svag":
+        table = load("svag")["table"]
+        assert table["SVAG l=1"]["test_accuracy"]["mean_se"] == table["SGD"]["test_accuracy"]["mean_se"]
+        for road, e in table.items():
+            assert _mean_in(e["test_accuracy"]["mean_se"], 0, 1) and e["seconds_per_sde_time"] > 0, road
+            assert all(e[m]["mean_se"][0] >= 0 for m in ("w_norm_sq", "grad_norm_sq", "noise_trace")), road
     elif name == "fig8-l2":
         numbers = load("fig8-l2")
         for e in numbers["ladder"]:

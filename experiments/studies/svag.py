@@ -1,0 +1,165 @@
+"""Two roads to the SDE at equal g: Euler-Maruyama with the exact noise (r = 1, 4) and SVAG
+(l = 1, 2, 4, 8, 16; Li, Malladi & Arora 2021), against SGD, from the same initialisation per seed.
+
+For each dynamics and seed, at the end of training: train loss, test accuracy and test cross-entropy,
+and Li-Malladi-Arora's C-closeness quantities at the final parameters: |w|^2, the full-batch
+gradient norm |grad L|^2 of the mean training loss, and the noise trace tr Sigma (= tr F, the
+per-example gradient covariance). Each is compared with SGD's by the two-sample Kolmogorov-Smirnov
+test, and with the finest road (EM at the largest r, SVAG at the largest l) by the Welch difference
+in standard errors: where SVAG and EM agree with each other but not with SGD, SGD has parted from its
+SDE. Cost: wall seconds per unit of SDE time of each run (compilation included: read the ratios).
+Quick: the linear model (binary task, N = 800), eps = 0.4, B = 32, lam = 1, 250 SGD steps, 24 seeds
+(eps = 0.4 is where the departure study finds the refined SDE parting from SGD). `--preset net`: the
+784-800-10 net, eps = 0.1, B = 30, m = 0.9, 300 steps, 6 seeds.
+"""
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from scipy.stats import ks_2samp
+
+import sim
+
+from ..runner import common as _common
+from ..runner.contract import Experiment, param
+
+checks = sim.checks
+METRICS = ("train_loss", "test_accuracy", "test_xent", "w_norm_sq", "grad_norm_sq", "noise_trace")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
+    lr: float = param(0.4, checks.positive, help="learning rate eps")
+    batch_size: int = param(32, help="batch size B, in [1, N]")
+    momentum: float = param(0.0, checks.momentum, help="momentum m")
+    l2: float = param(1.0, checks.non_negative, help="L2 lam in the summed cost C")
+    steps: int = param(250, checks.integer, help="SGD steps (every road runs for the same SDE time)")
+    seeds: int = param(24, checks.integer, low=2, help="seeds (one initialisation each, shared by all roads)")
+    refinements: tuple = param((1, 4), checks.integer, help="Euler-Maruyama steps per SGD step r")
+    ls: tuple = param((1, 2, 4, 8, 16), checks.integer, help="SVAG parameters l")
+    n_train: int = param(800, checks.integer, help="training-set size N")
+    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+
+    def check(self):
+        checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
+
+
+def grid(cfg: Config) -> list[dict]:
+    base = dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
+                steps=cfg.steps, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
+    return ([dict(base, dynamics="sgd")] + [dict(base, dynamics="sde", refinement=r) for r in cfg.refinements]
+            + [dict(base, dynamics="svag", l=l) for l in cfg.ls])
+
+
+@jax.jit
+def _closeness(flat, w, x, y):
+    n = x.shape[0]
+    total = flat.weighted_loss_grad(w, jnp.ones((n,), w.dtype), x, y)
+    return jnp.dot(w, w), jnp.dot(total, total) / n**2, sim.gradient_covariance_trace(flat, w, x, y, total=total)
+
+
+def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    out = []
+    for p in points:
+        data, make = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"])
+        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
+        common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
+                      steps=p["steps"], record_every=p["steps"])
+        start = time.perf_counter()
+        if p["dynamics"] == "sgd":
+            traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
+        elif p["dynamics"] == "sde":
+            traj = sim.run_sde(inits, data, key=jr.key(2), refinement=p["refinement"], **common)
+        else:
+            traj = sim.run_svag(inits, data, key=jr.key(1), l=p["l"], **common)
+        seconds = time.perf_counter() - start
+        rows = _common.final_rows(traj)
+        for s, row in enumerate(rows):
+            if not row["diverged"]:
+                values = _closeness(traj.flat, jnp.asarray(traj.params[s]), data.x_train, data.y_train)
+                row.update(zip(("w_norm_sq", "grad_norm_sq", "noise_trace"), (float(v) for v in values)))
+            row["seconds_per_sde_time"] = seconds / float(traj.time[s, -1])
+        out.append(rows)
+    return out
+
+
+def _label(c):
+    return {"sgd": "SGD", "sde": f"EM r={c.get('refinement')}", "svag": f"SVAG l={c.get('l')}"}[c["dynamics"]]
+
+
+def summarize(rows: list[dict], cfg: Config) -> dict:
+    groups = {}
+    for row in rows:
+        groups.setdefault(_label(row["config"]), []).append(row)
+    finite = {k: [r for r in v if not r["diverged"]] for k, v in groups.items()}
+    finest = {"EM": f"EM r={max(cfg.refinements)}", "SVAG": f"SVAG l={max(cfg.ls)}"}
+    table = {}
+    for name, sel in finite.items():
+        entry = {"diverged": sum(r["diverged"] for r in groups[name]),
+                 "seconds_per_sde_time": float(np.median([r["seconds_per_sde_time"] for r in groups[name]]))}
+        for m in METRICS:
+            values = [r[m] for r in sel if m in r]
+            sgd = [r[m] for r in finite["SGD"] if m in r]
+            entry[m] = dict(mean_se=_common.mean_se(values))
+            if name != "SGD" and len(values) > 1 and len(sgd) > 1:
+                stat, pvalue = ks_2samp(sgd, values)
+                entry[m].update(ks_sgd=float(stat), p_sgd=float(pvalue), z_sgd=_common.welch(sgd, values)[2])
+            for road, ref in finest.items():
+                if name != ref and ref in finite:
+                    entry[m][f"z_{road.lower()}"] = _common.welch([r[m] for r in finite[ref] if m in r], values)[2]
+        table[name] = entry
+    return {"table": table, "noise_scale": sim.noise_scale(cfg.lr, cfg.n_train, cfg.batch_size, cfg.momentum)}
+
+
+def figure(summary: dict, cfg: Config, out) -> None:
+    plt = _common.pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    names = list(summary["table"])
+    x = np.arange(len(names))
+    for ax, m in zip(axes.ravel(), METRICS):
+        stats = [summary["table"][n][m]["mean_se"] for n in names]
+        colours = ["k" if n == "SGD" else ("C0" if n.startswith("EM") else "C3") for n in names]
+        for k, (mean, se, count) in enumerate(stats):
+            if count:
+                ax.errorbar(k, mean, yerr=0 if not np.isfinite(se) else se, marker="o", color=colours[k], capsize=3)
+        sgd_mean, sgd_se, _ = summary["table"]["SGD"][m]["mean_se"]
+        ax.axhspan(sgd_mean - 2 * sgd_se, sgd_mean + 2 * sgd_se, color="grey", alpha=0.2, lw=0)
+        ax.set_xticks(x, names, rotation=45, fontsize=7)
+        ax.set_title(m.replace("_", " "), fontsize=9)
+    fig.suptitle(f"SGD (black, grey band: ± 2 s.e.), Euler-Maruyama (blue) and SVAG (red) at g = "
+                 f"{summary['noise_scale']:.3g}: final values, mean ± s.e. over seeds", fontsize=10)
+    caption = (f"{cfg.model}, N = {cfg.n_train}, eps = {cfg.lr}, B = {cfg.batch_size}, m = {cfg.momentum}, "
+               f"lam = {cfg.l2}, {cfg.steps} SGD steps of SDE time, {cfg.seeds} seeds, same initialisation per seed.")
+    _common.save(fig, out, "svag", summary, caption)
+
+
+def report(summary: dict, cfg: Config) -> str:
+    lines = [f"SGD against Euler-Maruyama and SVAG at g = {summary['noise_scale']:.4g} ({cfg.model}, {cfg.seeds} seeds)",
+             f"  {'road':<12}" + "".join(f"{m:>16}" for m in METRICS[:3]) + f"{'s / SDE time':>14}"]
+    for name, e in summary["table"].items():
+        cells = []
+        for m in METRICS[:3]:
+            mean, se, _ = e[m]["mean_se"]
+            z = e[m].get("z_sgd")
+            cells.append(f"{mean:>9.4f}" + (f" {z:+5.1f}" if z is not None and np.isfinite(z) else "      "))
+        lines.append(f"  {name:<12}" + "".join(f"{c:>16}" for c in cells) + f"{e['seconds_per_sde_time']:>14.3g}")
+    lines.append("  (after each value: the difference from SGD in standard errors)")
+    return "\n".join(lines)
+
+
+EXPERIMENTS = (
+    Experiment(
+        name="svag", summary="Euler-Maruyama and SVAG against SGD at equal g: two roads to the SDE",
+        config=Config,
+        presets={"tiny": Config(steps=10, seeds=3, n_train=100, batch_size=10, refinements=(1, 2), ls=(1, 2)),
+                 "quick": Config(),
+                 "net": Config(model="net", lr=0.1, batch_size=30, momentum=0.9, l2=0.0, n_train=1000, steps=300,
+                               seeds=6, ls=(1, 2, 4, 8))},
+        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
+        chunk_size=1, section="studies"),
+)
