@@ -224,11 +224,13 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         ax2.plot(xs, centre_y * (xs / centre_x), ls=":", color="k", lw=0.8, label="slope 1 (the paper)")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
-        from matplotlib.ticker import ScalarFormatter
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
 
         for axis in (ax2.xaxis, ax2.yaxis):
             axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(ScalarFormatter())
+        ax2.yaxis.set_minor_formatter(ScalarFormatter())  # B_opt spans a decade: label its minor ticks
+        ax2.set_xticks(x, [f"{v:g}" for v in x])  # x: the swept values themselves
+        ax2.xaxis.set_minor_formatter(NullFormatter())
         ax2.set_xlabel(slope_name)
         ax2.set_ylabel("optimal batch size B_opt")
         ax2.legend(fontsize=7)
