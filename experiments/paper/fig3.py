@@ -111,7 +111,8 @@ def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
         ax.set_xlabel("SGD step (log scale beyond 10)")
     axes[0].legend()
     caption = (f"784-800-10 net, N = {cfg.n_train}, eps = {cfg.lr}, m = {cfg.momentum}, lam = {cfg.l2}, "
-               f"{cfg.steps} steps, {cfg.seeds} seeds (mean ± s.e.). The paper's eps = 1, read as dampened momentum, is this eps = 0.1 (module doc).")
+               f"{cfg.steps} steps, {cfg.seeds} seeds (mean ± s.e.). The paper's eps = 1, read as dampened "
+               "momentum, is this eps = 0.1 (module doc).")
     _common.save(fig, out, name, {"claims": summary["claims"], "config": dataclasses.asdict(cfg)}, caption)
 
 
