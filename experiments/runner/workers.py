@@ -160,6 +160,7 @@ class RayWorkers:
         return int(ray.cluster_resources().get("CPU", 1))
 
     def __enter__(self):
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home from a sweep
         import ray
 
         if self.address is None:
