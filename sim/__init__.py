@@ -30,3 +30,8 @@ from ._svag import svag_coefficients as svag_coefficients
 from ._sgd import distinct_batch as distinct_batch
 from ._sgd import sgd_step as sgd_step
 from ._trajectory import Trajectory as Trajectory
+from ._noise_shape import BatchMoments as BatchMoments
+from ._noise_shape import NoiseDirections as NoiseDirections
+from ._noise_shape import batch_noise_moments as batch_noise_moments
+from ._noise_shape import gradient_projections as gradient_projections
+from ._noise_shape import noise_top_directions as noise_top_directions

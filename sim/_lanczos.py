@@ -32,11 +32,14 @@ class Tridiagonal(NamedTuple):
     residual: |A q_size - ...|, the coupling to the next Lanczos vector that was dropped (round-off where
     the space closed, else the last step's residual norm); the Ritz value theta_i of the leading block
     is within residual * |s_{size-1, i}| of an eigenvalue of A (s the eigenvectors of the block).
+    basis: (steps, n) the Lanczos vectors as rows; a Ritz vector of the leading block is s_i^T basis
+    (s_i vanishes on the rows past `size`, which are normalised round-off).
     """
 
     t: Array
     size: Array
     residual: Array
+    basis: Array
 
 
 def _breakdown_tolerance(dtype, scale):
@@ -62,7 +65,7 @@ def lanczos_tridiagonal(matvec, v, steps: int) -> Tridiagonal:
     At the first beta_j below `_breakdown_tolerance` the Krylov space has closed: T is cut after row j,
     since the Lanczos vectors after it are normalised round-off, not a continuation of the same space.
     """
-    _, h, residual, _ = decomp.hessenberg(steps, reortho="full")(matvec, v / jnp.linalg.norm(v))
+    basis, h, residual, _ = decomp.hessenberg(steps, reortho="full")(matvec, v / jnp.linalg.norm(v))
     diag = jnp.diagonal(h)
     beta = jnp.diagonal(h, offset=-1)  # beta_j couples rows j and j + 1
     scale = jnp.maximum(jnp.max(jnp.abs(diag)), jnp.max(beta, initial=0.0))
@@ -76,7 +79,7 @@ def lanczos_tridiagonal(matvec, v, steps: int) -> Tridiagonal:
     # Below every eigenvalue of the leading block (Gershgorin: |theta| <= max|alpha| + 2 max beta).
     fill = -(2 * (jnp.max(jnp.where(inside, jnp.abs(diag), 0.0)) + 2 * jnp.max(off, initial=0.0)) + 1)
     t = jnp.diag(jnp.where(inside, diag, fill)) + jnp.diag(off, 1) + jnp.diag(off, -1)
-    return Tridiagonal(t, size, dropped)
+    return Tridiagonal(t, size, dropped, basis)
 
 
 class Eigenvalues(NamedTuple):

@@ -120,6 +120,16 @@ def _check_numbers(name, out):
             assert c[f"{part}_excess_kurtosis"] >= c[f"{part}_skew"] ** 2 - 2 - 1e-9
             assert c[f"{part}_jarque_bera"] >= 0 and 0 <= c[f"{part}_p_value"] <= 1
         assert 0.5 < c["batch_variance_over_theory"] < 1.5
+        numbers = load("fig9")
+        for state in numbers["states"]:
+            # Exact finite-population moments: Pearson's inequality K >= S^2 - 2 for every direction
+            # and B; the Monte Carlo sample skewness within 6 of its standard errors sqrt(6/n) of the
+            # closed form (200 batches, 3 B's, 3 directions: a 6 s.e. excursion has odds ~1e-8).
+            # (the top-F band's middle is a mean over seeds, for which the inequality still holds).
+            for s, k in zip(state["skew_top"]["mid"], state["kurtosis_top"]["mid"]):
+                assert k >= s**2 - 2 - 1e-9
+            assert state["mc_vs_exact_max_se"] < 6
+            assert state["top_eigenvalue"] > 0 and 0 <= state["test_accuracy"] <= 1
     elif name == "weak-order":
         numbers = load("weak-order")
         assert all(d > 0 for d in numbers["dt"])

@@ -9,12 +9,12 @@ fields the options (`--batch-size` for `batch_size`), each field's help its help
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import pathlib
 import sys
 
 from .. import registry
+from . import common as _common
 from .contract import flag, validate
 
 
@@ -111,41 +111,16 @@ def _executor(args, cache: str):
     return workers.Serial() if n == 1 else workers.LocalWorkers(n, cache_dir=cache, gpus=workers.gpu_count())
 
 
-_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                   "/jax/core/compile/backend_compile_duration")
-
-
 @contextlib.contextmanager
 def _timing():
-    """Wall time of a run and the part of it spent compiling: the union of JAX's tracing, lowering,
-    XLA-compile spans (reads from the persistent cache happen inside the last; nested traces are
-    counted once)."""
-    import time
+    """Yields report() -> "time: ... s wall, of which ... s compiling"."""
+    with _common.timed() as elapsed:
 
-    from jax import monitoring
+        def report():
+            wall, busy = elapsed()
+            return f"time: {wall:.1f} s wall, of which {busy:.1f} s ({100 * busy / wall:.0f}%) compiling"
 
-    spans = []
-
-    def listen(event, start, end, **kwargs):
-        if event in _COMPILE_EVENTS:
-            spans.append((start, end))
-
-    monitoring.register_event_time_span_listener(listen)
-    start = time.time()
-
-    def report():
-        wall = time.time() - start
-        busy, reach = 0.0, -math.inf
-        for a, b in sorted(spans):
-            if b > reach:
-                busy += b - max(a, reach)
-                reach = b
-        return f"time: {wall:.1f} s wall, of which {busy:.1f} s ({100 * busy / wall:.0f}%) compiling"
-
-    try:
         yield report
-    finally:
-        monitoring.unregister_event_time_span_listener(listen)
 
 
 def main(argv=None) -> int:
