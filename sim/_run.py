@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -138,6 +139,71 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int, earl
         parts.append(measure(state)[None])
         record_steps.append(steps)
     return state, jnp.concatenate(parts), np.asarray(record_steps)
+
+
+class Layout(NamedTuple):
+    """The static shape of a record schedule: what must be known at compile time. Everything else
+    (the number of steps and the record interval) can be a traced integer, so a new budget with the
+    same layout reuses the compiled loop.
+
+    n_full: regular records after step 0; tail: whether a last, shorter interval ends the run;
+    early: the geometric records 1, 2, 4, ... below the first regular one (their steps are static).
+    """
+
+    n_full: int
+    tail: bool
+    early: tuple
+
+
+def layout(steps: int, record_every: int, early: bool) -> Layout:
+    n_full, rem = divmod(steps, record_every)
+    marks = tuple(early_steps(record_every, steps)) if early and n_full else ()
+    return Layout(n_full, bool(rem), marks)
+
+
+def record_steps_of(lay: Layout, steps: int, record_every: int) -> np.ndarray:
+    first = 1 if lay.early else 0
+    out = [0, *lay.early] + ([record_every] if lay.early else [])
+    out += [k * record_every for k in range(first + 1, lay.n_full + 1)]
+    return np.asarray(out + ([steps] if lay.tail else []))
+
+
+def scan_records_traced(advance, measure, state, *, steps, record_every, lay: Layout):
+    """`scan_records` with `steps` and `record_every` traced int32 scalars and the layout static:
+    advance(state, start, length) must accept a traced length (a loop with a dynamic trip count).
+    Each interval runs as 20 pieces (their ends at start + k length // 20), progress reported after
+    each non-empty one. Returns (final state, records (R, S, 3)); the record steps are
+    `record_steps_of(lay, ...)`."""
+
+    def run_interval(state, start, length):
+        def body(state, k):
+            a = start + (k * length) // 20
+            b = start + ((k + 1) * length) // 20
+            state = advance(state, a, b - a)
+            jax.lax.cond(b > a, lambda: report(b, steps), lambda: None)
+            return state, None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(20, dtype=jnp.int32))
+        return state
+
+    def body(state, chunk):
+        state = run_interval(state, chunk * record_every, record_every)
+        return state, measure(state)
+
+    parts = [measure(state)[None]]
+    first_regular = 0
+    if lay.early:
+        marks = [*lay.early, record_every]
+        for a, b in zip([0, *lay.early], marks):
+            state = run_interval(state, jnp.int32(a), b - a)
+            parts.append(measure(state)[None])
+        first_regular = 1
+    state, records = jax.lax.scan(body, state, jnp.arange(first_regular, lay.n_full, dtype=jnp.int32))
+    parts.append(records)
+    if lay.tail:
+        state = run_interval(state, lay.n_full * record_every, steps - lay.n_full * record_every)
+        parts.append(measure(state)[None])
+    return state, jnp.concatenate(parts)
 
 
 def freeze_diverged(new_w, diverged_step, candidate_step):

@@ -83,8 +83,8 @@ def run_sgd(
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
     with _run.progress_to(progress):
         params, div, records, record_steps = _sgd_compiled(
-            flat, w0, keys, data, hyper, schedule,
-            batch_size=batch_size, steps=steps, record_every=record_every, early=record_early, mode=mode,
+            flat, w0, keys, data, hyper, schedule, *_run_length(steps, record_every, record_early),
+            batch_size=batch_size, mode=mode,
         )
     n = data.n_train
     lr_a, m_a = np.asarray(lrs), np.asarray(moms)
@@ -137,9 +137,15 @@ def distinct_batch(key, n_train: int, batch_size: int):
     return jax.lax.top_k(jr.uniform(key, (n_train,)), batch_size)[1]
 
 
+def _run_length(steps: int, record_every: int, early: bool):
+    """The compiled loop's arguments for a run length: the steps and record interval as traced int32
+    scalars (a new budget does not recompile) and the record layout (static), the record steps (numpy)."""
+    lay = _run.layout(steps, record_every, early)
+    return (jnp.int32(steps), jnp.int32(record_every), lay, _run.record_steps_of(lay, steps, record_every))
+
+
 @eqx.filter_jit
-def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, record_every, early, mode,
-                  svag=False):
+def _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, *, batch_size, mode, svag=False):
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
@@ -163,7 +169,7 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
             div = jnp.where((div < 0) & ~jnp.isfinite(loss), t, div)
             return (w, v, div), None
 
-        (w, v, div), _ = jax.lax.scan(step, state, start + jnp.arange(length, dtype=jnp.int32))
+        w, v, div = jax.lax.fori_loop(start, start + length, lambda t, s: step(s, t)[0], state)
         return w, v, _run.mark_non_finite(w, div, start + length)
 
     def advance(state, start, length):
@@ -179,7 +185,11 @@ def _sgd_compiled(flat, w0, keys, data, hyper, schedule, *, batch_size, steps, r
 
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
     state = (w0, jnp.zeros_like(w0), div0)
-    (w, _, div), records, record_steps = _run.scan_records(
-        advance, measure, state, steps=steps, record_every=record_every, early=early
-    )
+    (w, _, div), records = _run.scan_records_traced(
+        advance, measure, state, steps=steps, record_every=record_every, lay=lay)
+    return w, div, records
+
+
+def _sgd_compiled(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, record_steps, **kw):
+    w, div, records = _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, **kw)
     return w, div, records, record_steps

@@ -102,6 +102,28 @@ def test_sgd_never_recompiles_for_new_hyperparameters():
     assert compiles == []
 
 
+def test_sgd_new_budget_does_not_recompile():
+    """The number of steps and the record interval are traced integers; only the record layout (how
+    many records, whether a shorter last interval ends the run, the early records) is static. A budget
+    of another length with the same layout compiles nothing (Fig 5's budgets proportional to 1/eps
+    share one loop per B); SVAG shares the mechanism. A new layout does compile (the counter sees it).
+    And the run is cut-invariant: a 9-step run equals the first record of an 18-step run."""
+    model, data = _tiny_mlp_problem()
+    kw = dict(batch_size=5, n_seeds=2, lr=0.1, momentum=0.5, key=jr.key(0))
+    sim.run_sgd(model, data, steps=6, record_every=6, **kw)
+    sim.run_svag(model, data, steps=6, record_every=6, l=2, **kw)
+    with _count_compiles() as compiles:
+        for steps in (9, 40):
+            sim.run_sgd(model, data, steps=steps, record_every=steps, **kw)
+            sim.run_svag(model, data, steps=steps, record_every=steps, l=2, **kw)
+        short = sim.run_sgd(model, data, steps=9, record_every=9, **kw)
+    assert compiles == []
+    with _count_compiles() as compiles:
+        long = sim.run_sgd(model, data, steps=37, record_every=9, **kw)  # 4 records and a tail: new layout
+    assert len(compiles) >= 1
+    np.testing.assert_array_equal(long.test_xent[:, 1], short.test_xent[:, 1])
+
+
 @pytest.mark.parametrize("dynamics", ["sgd", "sde"])
 def test_early_records_add_points_and_change_no_number(dynamics):
     """record_early: records at steps 1, 2, 4, ... below the first regular record, inside the compiled
