@@ -43,6 +43,7 @@ def sweep_throughput(steps: int) -> dict:
     out = {}
     cache = _enable_compilation_cache()
     executors = {"1 worker (in-process)": lambda: workers.Serial(),
+                 "1 worker on one core (in-process, pinned)": lambda: workers.Serial(),
                  "2 local workers": lambda: workers.LocalWorkers(2, cache_dir=cache),
                  "Ray local, 2 CPUs": lambda: workers.RayWorkers(None, num_cpus=2, cache_dir=cache)}
     for label, make in [("warm-up", executors["1 worker (in-process)"])] + list(executors.items()):
@@ -51,17 +52,27 @@ def sweep_throughput(steps: int) -> dict:
         except Exception as err:  # Ray not installed
             out[label] = f"not run: {err}"
             continue
-        with tempfile.TemporaryDirectory() as folder:
-            t = time.perf_counter()
-            run_sweep("fig5", pathlib.Path(folder), points, seeds=list(range(cfg.seeds)), evaluate=FIG5.evaluate,
-                      shape=FIG5.shape, chunk_size=FIG5.chunk_size, executor=make())
-            seconds = time.perf_counter() - t
+        # The in-process worker's XLA uses every core for its matmuls; pinned to one core it shows what
+        # one core does, the baseline against which two pinned workers measure parallel efficiency.
+        allowed = os.sched_getaffinity(0)
+        if "one core" in label:
+            os.sched_setaffinity(0, {min(allowed)})
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                t = time.perf_counter()
+                run_sweep("fig5", pathlib.Path(folder), points, seeds=list(range(cfg.seeds)), evaluate=FIG5.evaluate,
+                          shape=FIG5.shape, chunk_size=FIG5.chunk_size, executor=make())
+                seconds = time.perf_counter() - t
+        finally:
+            os.sched_setaffinity(0, allowed)
         if label != "warm-up":
             out[label] = dict(seconds=seconds, seed_steps_per_s=seed_steps / seconds)
     base = out["1 worker (in-process)"]["seed_steps_per_s"]
+    one_core = out["1 worker on one core (in-process, pinned)"]["seed_steps_per_s"]
     for label, value in out.items():
         if isinstance(value, dict):
             value["speedup"] = value["seed_steps_per_s"] / base
+            value["speedup_over_one_core"] = value["seed_steps_per_s"] / one_core
     return dict(grid=dict(lrs=cfg.lrs, batch_sizes=cfg.batch_sizes, steps=steps, seeds=cfg.seeds,
                           seed_steps=seed_steps), results=out)
 

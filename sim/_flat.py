@@ -44,6 +44,25 @@ class FlatModel(eqx.Module):
         ]
         return jax.tree.unflatten(self.treedef, leaves)
 
+    def leaves(self, w: Float[Array, " p"]) -> tuple:
+        """The trainable leaves, in tree order, from the flat w."""
+        return tuple(jax.tree.leaves(self.params(w)))
+
+    def flatten(self, leaves) -> Float[Array, " p"]:
+        """The flat w from the trainable leaves (inverse of `leaves`)."""
+        return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+
+    def leaf_loss_and_grad(self, leaves, weights, x, y):
+        """(sum_i weights_i l_i, its gradient) with parameters and gradient as tuples of leaves: the
+        form the training loops carry, so the update fuses into each leaf's gradient with no slicing
+        of a flat vector and no concatenation (measured: 4x faster at B = 1 on the 784-800-10 net)."""
+        def loss(leaves):
+            params = jax.tree.unflatten(self.treedef, list(leaves))
+            return jnp.dot(weights, jax.vmap(self._combine(params).loss)(x, y))
+
+        value, grads = jax.value_and_grad(loss)(tuple(leaves))
+        return value, tuple(grads)
+
     def model(self, w: Float[Array, " p"]) -> Model:
         return self._combine(self.params(w))
 

@@ -110,25 +110,42 @@ def _check_schedule(schedule, steps, batch_size, n_train, n_seeds):
     return jnp.asarray(schedule, jnp.int32)
 
 
-def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
-    """One step of momentum SGD (paper's form) on a given batch; returns (w, v, batch loss at the old w)."""
+def _update(w, v, grad, lr, momentum, l2, n_train):
+    """The momentum update, leaf by leaf: v <- m v + g + lam w / N, w <- w - eps v."""
+    v = tuple(momentum * vi + gi + l2 * wi / n_train for vi, gi, wi in zip(v, grad, w))
+    return tuple(wi - lr * vi for wi, vi in zip(w, v)), v
+
+
+def _leaf_sgd_step(flat, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
     b = batch_x.shape[0]
-    weights = jnp.full((b,), 1.0 / b, w.dtype)
-    loss, grad = flat.weighted_loss_and_grad(w, weights, batch_x, batch_y)
-    v = momentum * v + grad + l2 * w / n_train
-    return w - lr * v, v, loss
+    weights = jnp.full((b,), 1.0 / b, w[0].dtype)
+    loss, grad = flat.leaf_loss_and_grad(w, weights, batch_x, batch_y)
+    return *_update(w, v, grad, lr, momentum, l2, n_train), loss
+
+
+def _leaf_svag_step(flat, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
+    b = x1.shape[0]
+    weights = jnp.full((b,), 1.0 / b, w[0].dtype)
+    loss, g1 = flat.leaf_loss_and_grad(w, weights, x1, y1)
+    _, g2 = flat.leaf_loss_and_grad(w, weights, x2, y2)
+    grad = tuple(c1 * a + c2 * b for a, b in zip(g1, g2))
+    return *_update(w, v, grad, lr, momentum, l2, n_train), loss
+
+
+def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
+    """One step of momentum SGD (paper's form) on a given batch, flat w and v; returns (w, v, batch loss
+    at the old w). (The training loop carries the parameters leaf by leaf; the arithmetic is this.)"""
+    w, v, loss = _leaf_sgd_step(flat, flat.leaves(w), flat.leaves(v), batch_x, batch_y, lr, momentum, l2, n_train)
+    return flat.flatten(w), flat.flatten(v), loss
 
 
 def svag_step(flat: FlatModel, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
     """One SVAG step (Li, Malladi & Arora 2021): the gradient c1 g1 + c2 g2 of two independent batches,
     c = (1 ± sqrt(2l - 1))/2, then the momentum-SGD update. At l = 1 (c1 = 1, c2 = 0) exactly `sgd_step`
     on the first batch (1 x g1 + 0 x g2 = g1 in floating point)."""
-    b = x1.shape[0]
-    weights = jnp.full((b,), 1.0 / b, w.dtype)
-    loss, g1 = flat.weighted_loss_and_grad(w, weights, x1, y1)
-    _, g2 = flat.weighted_loss_and_grad(w, weights, x2, y2)
-    v = momentum * v + (c1 * g1 + c2 * g2) + l2 * w / n_train
-    return w - lr * v, v, loss
+    w, v, loss = _leaf_svag_step(flat, flat.leaves(w), flat.leaves(v), x1, y1, x2, y2, lr, momentum, l2,
+                                 n_train, c1, c2)
+    return flat.flatten(w), flat.flatten(v), loss
 
 
 def distinct_batch(key, n_train: int, batch_size: int):
@@ -160,17 +177,18 @@ def _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, *
                 idx = seed_schedule[t]
             if svag:  # a second, independent batch from its own stream (see sim.run_svag)
                 second = distinct_batch(jr.fold_in(jr.fold_in(key, t), 1), n, batch_size)
-                w, v, loss = svag_step(flat, w, v, data.x_train[idx], data.y_train[idx], data.x_train[second],
-                                       data.y_train[second], lr, momentum, l2, n, hyper[3], hyper[4])
+                w, v, loss = _leaf_svag_step(flat, w, v, data.x_train[idx], data.y_train[idx],
+                                             data.x_train[second], data.y_train[second], lr, momentum, l2, n,
+                                             hyper[3], hyper[4])
             else:
-                w, v, loss = sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
+                w, v, loss = _leaf_sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
             # The batch loss at w_t is a free by-product: non-finite means w_t is (NaN and inf
             # propagate through every model here). No per-step pass over the parameters.
             div = jnp.where((div < 0) & ~jnp.isfinite(loss), t, div)
             return (w, v, div), None
 
         w, v, div = jax.lax.fori_loop(start, start + length, lambda t, s: step(s, t)[0], state)
-        return w, v, _run.mark_non_finite(w, div, start + length)
+        return w, v, _run.mark_non_finite(flat.flatten(w), div, start + length)
 
     def advance(state, start, length):
         if per_seed_schedule:
@@ -181,13 +199,15 @@ def _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, *
 
     def measure(state):
         w, _, div = state
-        return _run.nan_if_diverged(_run.over_seeds(lambda v: flat.metrics(v, data), mode)(w), div)
+        return _run.nan_if_diverged(_run.over_seeds(lambda w: flat.metrics(flat.flatten(w), data), mode)(w), div)
 
+    # The loop carries parameters and momentum leaf by leaf (seed axis first on every leaf).
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
-    state = (w0, jnp.zeros_like(w0), div0)
+    leaves0 = jax.vmap(flat.leaves)(w0)
+    state = (leaves0, tuple(jnp.zeros_like(leaf) for leaf in leaves0), div0)
     (w, _, div), records = _run.scan_records_traced(
         advance, measure, state, steps=steps, record_every=record_every, lay=lay)
-    return w, div, records
+    return jax.vmap(flat.flatten)(w), div, records
 
 
 def _sgd_compiled(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, record_steps, **kw):
