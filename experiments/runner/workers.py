@@ -97,10 +97,11 @@ class LocalWorkers:
     fork); they share the persistent compilation cache, so a shape compiled by one is read by the
     others."""
 
-    def __init__(self, workers: int, cache_dir: str | None = None, gpus: int = 0):
+    def __init__(self, workers: int, cache_dir: str | None = None, gpus: int = 0, cores_per_worker: int | None = None):
         self.workers = workers
         self.cache_dir = cache_dir
         self.gpus = gpus  # > 1: worker k sees GPU k % gpus only
+        self.cores_per_worker = cores_per_worker  # None: the cores split evenly (pinned when > 1 worker)
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
@@ -111,7 +112,12 @@ class LocalWorkers:
             for k in range(self.workers):
                 devices.put(k % self.gpus)
         available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        if self.gpus <= 1 and len(available) >= self.workers > 1:
+        c = self.cores_per_worker
+        if self.gpus <= 1 and c is not None and len(available) >= c * self.workers:
+            cores = context.Queue()
+            for k in range(self.workers):  # worker k gets cores k c ... (k + 1) c - 1
+                cores.put(set(available[k * c:(k + 1) * c]))
+        elif self.gpus <= 1 and len(available) >= self.workers > 1:
             cores = context.Queue()
             for k in range(self.workers):  # worker k gets every workers-th core from the k-th
                 cores.put(set(available[k::self.workers]))
