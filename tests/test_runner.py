@@ -47,6 +47,25 @@ def test_local_workers_write_exactly_the_rows_of_a_serial_run(serial, tmp_path):
     assert parallel == rows  # returned in grid order, whatever order the chunks finished in
 
 
+def test_worker_assignments_one_gpu_or_one_core_set_each():
+    """Several GPUs: one per worker, round robin (4 workers on 2 GPUs: 0, 1, 0, 1), cores unpinned;
+    CPU: disjoint core sets covering the machine, or c cores each when asked; one unpinned worker."""
+    assert workers.assignments(4, 2, [0, 1, 2, 3]) == ([0, 1, 0, 1], None)
+    assert workers.assignments(2, 0, [0, 1, 2, 3]) == (None, [{0, 2}, {1, 3}])
+    assert workers.assignments(1, 0, [4, 5], cores_per_worker=1) == (None, [{4}])
+    assert workers.assignments(2, 1, [0, 1, 2, 3], cores_per_worker=2) == (None, [{0, 1}, {2, 3}])
+    assert workers.assignments(1, 0, [0, 1]) == (None, None)
+    assert workers.assignments(3, 0, [0, 1]) == (None, None)  # more workers than cores: no pinning
+
+
+def test_one_worker_per_gpu_writes_the_serial_rows(serial, tmp_path):
+    """The multi-GPU path (worker k given CUDA_VISIBLE_DEVICES = k % 2) run on the CPU, where JAX
+    ignores the variable: the rows are still exactly the serial ones."""
+    out, rows = serial
+    parallel = _sweep(tmp_path, workers.LocalWorkers(2, gpus=2))
+    assert _lines(tmp_path) == _lines(out) and parallel == rows
+
+
 def test_ray_writes_exactly_the_rows_of_a_serial_run_and_resumes(serial, tmp_path):
     """A real local Ray instance (2 CPUs). The results file starts with the first two chunks' rows,
     as a driver killed after two chunks leaves it: Ray computes only the other three."""

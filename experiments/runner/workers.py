@@ -92,6 +92,21 @@ def _work(name: str, index: int, task: Task):
     return _evaluate_with_progress(name, index, task, _report_to_queue)
 
 
+def assignments(workers: int, gpus: int, available: list[int], cores_per_worker: int | None = None):
+    """What each local worker is given: (GPU index per worker, or None; core set per worker, or None).
+    Several GPUs: worker k sees GPU k % gpus only (CUDA_VISIBLE_DEVICES), its cores unpinned. Otherwise
+    cores_per_worker c: worker k gets cores k c ... (k + 1) c - 1; by default, with more than one worker,
+    worker k gets every workers-th core from the k-th (so their XLA thread pools never share a core)."""
+    if gpus > 1:
+        return [k % gpus for k in range(workers)], None
+    c = cores_per_worker
+    if c is not None and len(available) >= c * workers:
+        return None, [set(available[k * c:(k + 1) * c]) for k in range(workers)]
+    if len(available) >= workers > 1:
+        return None, [set(available[k::workers]) for k in range(workers)]
+    return None, None
+
+
 class LocalWorkers:
     """Chunks in `workers` fresh processes (spawned, never forked: JAX's threads do not survive a
     fork); they share the persistent compilation cache, so a shape compiled by one is read by the
@@ -106,21 +121,17 @@ class LocalWorkers:
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
         self.queue = context.Queue()
-        devices, cores = None, None
-        if self.gpus > 1:
-            devices = context.Queue()
-            for k in range(self.workers):
-                devices.put(k % self.gpus)
         available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        c = self.cores_per_worker
-        if self.gpus <= 1 and c is not None and len(available) >= c * self.workers:
+        plan_devices, plan_cores = assignments(self.workers, self.gpus, available, self.cores_per_worker)
+        devices, cores = None, None
+        if plan_devices is not None:
+            devices = context.Queue()
+            for d in plan_devices:
+                devices.put(d)
+        if plan_cores is not None:
             cores = context.Queue()
-            for k in range(self.workers):  # worker k gets cores k c ... (k + 1) c - 1
-                cores.put(set(available[k * c:(k + 1) * c]))
-        elif self.gpus <= 1 and len(available) >= self.workers > 1:
-            cores = context.Queue()
-            for k in range(self.workers):  # worker k gets every workers-th core from the k-th
-                cores.put(set(available[k::self.workers]))
+            for c in plan_cores:
+                cores.put(c)
         self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                            initargs=(self.queue, self.cache_dir, devices, jax_settings(), cores))
         return self
