@@ -131,3 +131,18 @@ def test_progress_is_reported_from_inside_the_compiled_loop():
     assert len(seen) == 20 and all(t == 200 for _, t in seen)
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[0] == 10 and done[-1] == 200
+
+
+def test_a_variant_preset_writes_its_own_outputs_beside_the_standard_ones(tmp_path):
+    """A preset other than tiny/quick/paper writes <name>-<preset>.png/.json, so a variant run in a
+    shared folder (fig5 --preset paper-updates beside fig5 --paper) never overwrites the standard
+    preset's figure or numbers; the rows share one file."""
+    from experiments.runner import sweep
+
+    cfg = dataclasses.replace(CFG, batch_sizes=(1, 5), steps=10, seeds=1)
+    sweep.run(FIG4, cfg, tmp_path, preset="paper")
+    standard = (tmp_path / "fig4.json").read_text()
+    sweep.run(FIG4, dataclasses.replace(cfg, steps=12), tmp_path, preset="variant")
+    assert (tmp_path / "fig4-variant.png").exists() and (tmp_path / "fig4-variant.json").exists()
+    assert (tmp_path / "fig4.json").read_text() == standard
+    assert len((tmp_path / "fig4.jsonl").read_text().splitlines()) == 4  # 2 points x 1 seed, twice

@@ -6,9 +6,12 @@ cross-entropy, minimised): the vertex of a least-squares parabola in ln B throug
 scores within a factor `window` of the best grid point, and its two neighbours always (at least three
 batch sizes). Where the
 parabola opens the wrong way, or its vertex leaves the window, the best grid point stands, the
-estimate says so (`method`) and its interval is at least half a grid step either side. The 95% interval is the percentile bootstrap over seeds: seeds resampled
-with replacement (the same draw for every batch size, as they share an initialisation), the whole
-estimate (grid argmax included) repeated. A peak at the edge of the grid is flagged: its interval is
+estimate says so (`method`) and its interval is at least half a grid step either side. The 95%
+interval is a bootstrap over seeds, the whole estimate (grid argmax included) repeated per draw: by
+default the t-calibrated Gaussian multiplier bootstrap (`_multiplier_draws`; the seeds' residual
+curves reweighted together, as they share an initialisation across batch sizes), which covers the
+truth at 95% with 4 seeds where the percentile bootstrap over seeds covers 84% (measured on synthetic
+sweeps, tests/test_optimum.py); `bootstrap="percentile"` resamples seeds with replacement. A peak at the edge of the grid is flagged: its interval is
 open on that side.
 Slopes: the least-squares slope of ln B_opt on ln x, its 95% interval from the same bootstrap (each
 swept value's seeds resampled independently, the slope refitted per draw).
@@ -44,8 +47,25 @@ def _estimate(log_b, means, *, maximise: bool, window: float):
     return float(np.clip(vertex, lo, hi)), "parabola", best  # clip: round-off at the window's edge
 
 
+def _multiplier_draws(scores, rng, draws):
+    """Seed-mean curves perturbed by Gaussian multipliers on the seeds' residuals, t-calibrated:
+    mean + c sum_s g_s r_s / sqrt(n (n - 1)), g_s ~ N(0, 1), r_s = seed s's curve minus the mean. The
+    draws' covariance is c^2 times the sample covariance of the mean (ddof = 1), the seeds' correlation
+    across batch sizes kept, and continuous, where the percentile bootstrap over n seeds has only
+    C(2n - 1, n) distinct resamples and a variance (n - 1)/n too small. c = t_{0.975, n-1} / z_{0.975}
+    (1.62 at n = 4, 1.18 at n = 8) widens the draws as a t interval widens a mean's for few seeds."""
+    from scipy.stats import norm, t
+
+    n = scores.shape[0]
+    mean = np.nanmean(scores, axis=0)
+    resid = np.where(np.isfinite(scores), scores - mean, 0.0)
+    c = t.ppf(0.975, n - 1) / norm.ppf(0.975) if n > 1 else 0.0
+    g = rng.standard_normal((draws, n))
+    return mean + c * (g @ resid) / math.sqrt(max(n * (n - 1), 1))
+
+
 def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
-          seed: int = 0) -> dict:
+          seed: int = 0, bootstrap: str = "multiplier") -> dict:
     """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run. Returns b_opt,
     b_opt_ci95 [low, high], method, edge ("left"/"right"/None: the best grid point is the first or
     last batch size), seeds and the bootstrap draws of ln B_opt."""
@@ -56,8 +76,11 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
         centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window)
         rng = np.random.default_rng(seed)
         n = scores.shape[0]
-        boot = np.array([_estimate(log_b, np.nanmean(scores[rng.integers(0, n, n)], axis=0),
-                                   maximise=maximise, window=window)[0] for _ in range(draws)])
+        if bootstrap == "percentile":
+            means = [np.nanmean(scores[rng.integers(0, n, n)], axis=0) for _ in range(draws)]
+        else:
+            means = _multiplier_draws(scores, rng, draws)
+        boot = np.array([_estimate(log_b, m, maximise=maximise, window=window)[0] for m in means])
     boot = boot[np.isfinite(boot)]
     low, high = (np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan))
     edge = None if 0 < best < len(log_b) - 1 else ("left" if best == 0 else "right")

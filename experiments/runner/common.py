@@ -158,7 +158,23 @@ def pyplot():
     return plt
 
 
+_OUTPUT_NAMES: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def outputs_named(name: str, new: str):
+    """Within the block, figures and numbers saved as `name` are written as `new` (a preset other than
+    tiny/quick/paper writes `<name>-<preset>.png/.json`, so it never overwrites the standard preset's
+    outputs in a shared folder; the rows share one file, told apart by their config hash)."""
+    _OUTPUT_NAMES[name] = new
+    try:
+        yield
+    finally:
+        _OUTPUT_NAMES.pop(name, None)
+
+
 def save(fig, out: pathlib.Path, name: str, numbers: dict, caption: str) -> None:
+    name = _OUTPUT_NAMES.get(name, name)
     fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", ha="left", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(out / f"{name}.png", dpi=110)

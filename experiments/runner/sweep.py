@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable
 
 from models import DataError
 
+from . import common as _common
 from .progress import Progress
 
 
@@ -197,7 +198,9 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None
     summary = experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)
-        experiment.figure(summary, cfg, out)
+        label = experiment.name if preset in (None, "tiny", "quick", "paper") else f"{experiment.name}-{preset}"
+        with _common.outputs_named(experiment.name, label):
+            experiment.figure(summary, cfg, out)
     print(experiment.report(summary, cfg))
     return summary
 
