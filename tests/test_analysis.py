@@ -370,3 +370,24 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
     rel_se = math.sqrt((mu4 - var**2) / BATCHES) / var
     assert len(row["batch"]) == BATCHES
     assert row["batch_var_ratio"] == pytest.approx(1.0, abs=5 * rel_se)
+
+
+def test_g_curve_collapse_ratio_on_constructed_points():
+    """g-curve's collapse number: in each bin of ln g (a factor 2) and budget, the spread of point
+    means over the seeds' s.e. Two families on one curve of g with means differing by exactly 1 s.e.
+    give ratio sqrt(1/2) (the s.d. of two values d apart is d/sqrt(2)); offset by 10 s.e., 10/sqrt(2);
+    points of another budget are never compared with them (a bin with one family is skipped)."""
+    from experiments.paper import g_curve
+
+    def point(lr, b, acc, steps=1000, se=0.01):
+        return dict(lr=lr, momentum=0.0, n_train=1000, batch_size=b, steps=steps, g=lr * (1000 / b - 1),
+                    accuracy=(acc, se, 4))
+
+    # g = 9.9 for (0.1, 10) and 9.95 for (0.2, 20): one bin [8, 16)
+    same = [point(0.1, 10, 0.90), point(0.2, 20, 0.91)]
+    c = g_curve._collapse(same, 2.0)
+    assert len(c["bins"]) == 1 and c["rms_ratio"] == pytest.approx(math.sqrt(0.5), rel=1e-9)
+    far = [point(0.1, 10, 0.90), point(0.2, 20, 1.00)]
+    assert g_curve._collapse(far, 2.0)["rms_ratio"] == pytest.approx(10 / math.sqrt(2), rel=1e-9)
+    other_budget = [point(0.1, 10, 0.90), point(0.2, 20, 1.00, steps=2000)]
+    assert g_curve._collapse(other_budget, 2.0)["bins"] == []

@@ -3,8 +3,10 @@ the batch-size sweeps (Figs 4, 5, 7 and, per N, Fig 6), SGD, read from their row
 
 If g alone governs generalisation (the paper's claim), points of different (eps, B, m) with equal g
 fall on one curve. How far they collapse, as a number: the points are binned in ln g (bins a factor 2
-wide); in each bin holding points of at least two (eps, m) families, the spread (standard deviation)
-of the point means against the seeds' standard error of a point mean. A ratio near 1 is a collapse
+wide) and by training budget (only points trained for the same number of updates are compared); in
+each bin holding points of at least two (eps, m) families, the spread (standard deviation) of the point
+means against the seeds' standard error of a point mean. Fig 4's rows are used where the folder has
+them (at paper scale Fig 4 is Fig 5's eps = 0.1 series). A ratio near 1 is a collapse
 within seed noise; well above 1, g does not tell the whole story. Reported per bin and overall (root
 mean square over bins), with the N sweep's points separately (there test sets differ with N).
 """
@@ -54,23 +56,23 @@ def _collapse(points, factor):
     bins = {}
     for p in points:
         if p["accuracy"][2] > 1:
-            bins.setdefault(math.floor(math.log(p["g"]) / math.log(factor)), []).append(p)
+            bins.setdefault((p["steps"], math.floor(math.log(p["g"]) / math.log(factor))), []).append(p)
     per_bin = []
-    for k, sel in sorted(bins.items()):
+    for (steps, k), sel in sorted(bins.items()):
         families = {(p["lr"], p["momentum"], p["n_train"]) for p in sel}
         if len(families) < 2 or len(sel) < 2:
             continue
         means = [p["accuracy"][0] for p in sel]
         se = math.sqrt(np.mean([p["accuracy"][1] ** 2 for p in sel]))
         spread = float(np.std(means, ddof=1))
-        per_bin.append(dict(g_low=factor**k, g_high=factor ** (k + 1), points=len(sel), families=len(families),
+        per_bin.append(dict(steps=steps, g_low=factor**k, g_high=factor ** (k + 1), points=len(sel), families=len(families),
                             spread=spread, seed_se=se, ratio=spread / se if se > 0 else math.nan))
     ratios = [b["ratio"] for b in per_bin if math.isfinite(b["ratio"])]
     return dict(bins=per_bin, rms_ratio=float(np.sqrt(np.mean(np.square(ratios)))) if ratios else math.nan)
 
 
 def summarize(rows, cfg: Config, **sources) -> dict:
-    points = {name: _points(sources[name], name) for name in SOURCES}
+    points = {name: _points(sources.get(name, []), name) for name in SOURCES}
     fixed_n = points["fig4"] + points["fig5"] + points["fig7"]
     return dict(points=points, collapse=_collapse(fixed_n, cfg.bin_factor),
                 collapse_n=_collapse(points["fig6"], cfg.bin_factor))
@@ -109,7 +111,7 @@ def report(summary: dict, cfg: Config) -> str:
         lines.append(f"  {title}: spread / seed s.e. = {c['rms_ratio']:.2f} (rms over {len(c['bins'])} bins)")
         for b in c["bins"]:
             lines.append(f"    g in [{b['g_low']:.3g}, {b['g_high']:.3g}): {b['points']} points of {b['families']} "
-                         f"families, spread {b['spread']:.4f} = {b['ratio']:.1f} s.e.")
+                         f"families, {b['steps']} updates, spread {b['spread']:.4f} = {b['ratio']:.1f} s.e.")
     return "\n".join(lines)
 
 
@@ -117,5 +119,5 @@ EXPERIMENTS = (
     Experiment(name="g-curve", summary="test accuracy against g for every point of Figs 4-7: one curve?",
                config=Config, presets={"tiny": Config(), "quick": Config(), "paper": Config()},
                grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-               needs=SOURCES, section="paper", seeds=lambda cfg, p: [0]),
+               needs=("fig5", "fig7", "fig6"), optional=("fig4",), section="paper", seeds=lambda cfg, p: [0]),
 )

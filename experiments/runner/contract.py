@@ -64,7 +64,8 @@ def validate(cfg):
 class Experiment:
     """One experiment: its name on the command line, a one-line summary, the config class, named
     presets ("tiny" and "quick" always; "paper" for the paper's figures; others such as "net"), and
-    its stages. `needs` names experiments whose rows this one reads (from the same output folder).
+    its stages. `needs` names experiments whose rows this one reads (from the same output folder),
+`optional` those it reads where they are there.
     `evaluate` is given as "module:function" so that it can be shipped to a worker by name."""
 
     name: str
@@ -80,6 +81,7 @@ class Experiment:
     chunk_size: int = 8
     seeds: Callable[[Any, dict], list[int]] = lambda cfg, point: list(range(cfg.seeds))
     needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # experiments whose rows are read where the folder has them
     section: str = "studies"  # "paper" (the paper's figures), "studies" or "tools"
     refine: Callable[[list[dict], Any], list[dict]] | None = None  # more points, from the rows so far
     cost: Callable[[dict], float] = lambda point: float(point.get("steps", 1))  # relative run time (ETA)

@@ -180,6 +180,7 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None
 
     validate(cfg)
     inputs = {name: load_rows(name, out, needed_by=experiment.name, preset=preset) for name in experiment.needs}
+    inputs.update({name: load_rows(name, out) for name in experiment.optional if Results(name, out).path.exists()})
     points = experiment.grid(cfg)
     with driver_lock(out, experiment.results_name):
         def sweep(points):
