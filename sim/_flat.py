@@ -55,7 +55,8 @@ class FlatModel(eqx.Module):
     def leaf_loss_and_grad(self, leaves, weights, x, y):
         """(sum_i weights_i l_i, its gradient) with parameters and gradient as tuples of leaves: the
         form the training loops carry, so the update fuses into each leaf's gradient with no slicing
-        of a flat vector and no concatenation (measured: 4x faster at B = 1 on the 784-800-10 net)."""
+        of a flat vector and no concatenation (measured on the 784-800-10 net: 0.62 -> 0.21 ms per step at
+        B = 1, 0.47 -> 0.33 ms at B = 10)."""
         def loss(leaves):
             params = jax.tree.unflatten(self.treedef, list(leaves))
             return jnp.dot(weights, jax.vmap(self._combine(params).loss)(x, y))

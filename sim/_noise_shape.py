@@ -43,8 +43,9 @@ def batch_noise_moments(values, batch_size) -> BatchMoments:
         mu4(B) = (N - B) [(N^2 + N - 6BN + 6B^2) m4 + 3N(B - 1)(N - B - 1) m2^2] / (B^3 (N-1)(N-2)(N-3))
 
     with m_k the population's central moments (divisor N). So skewness ~ S_1 / sqrt(B) and excess
-    kurtosis ~ K_1 / B for B << N (the central limit), and both vanish at B = N/2 and B = N - 1
-    respectively no faster than that. values: (..., N), moments along the last axis, N >= 4;
+    kurtosis ~ K_1 / B for B << N (the central limit); the skewness vanishes at B = N/2, and at
+    B = N - 1 the batch mean is minus one left-out value over N - 1, so the kurtosis is the population's
+    again. values: (..., N), moments along the last axis, N >= 4;
     batch_size: an integer or an array broadcasting against values' leading axes, 1 <= B < N.
     """
     x = np.asarray(values, float)

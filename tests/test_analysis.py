@@ -362,7 +362,7 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
     monkeypatch.setattr(fig9.models, "multiclass_task", lambda pool, n_train: None)
     tiny_net = models.ShallowNet
     monkeypatch.setattr(fig9.models, "ShallowNet", lambda key: tiny_net(2, 2, 2, key=key))
-    point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP)
+    point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP, train_steps=())  # the paper panel only
     (row,), = fig9.evaluate_points([point], [0], pool=None)
     means = np.array([comp[list(c)].mean() for c in itertools.combinations(range(N_POP), B_POP)])
     centred = means - comp.mean()
@@ -383,7 +383,7 @@ def test_g_curve_collapse_ratio_on_constructed_points():
         return dict(lr=lr, momentum=0.0, n_train=1000, batch_size=b, steps=steps, g=lr * (1000 / b - 1),
                     accuracy=(acc, se, 4))
 
-    # g = 9.9 for (0.1, 10) and 9.95 for (0.2, 20): one bin [8, 16)
+    # g = 9.9 for (0.1, 10) and 9.8 for (0.2, 20): one bin [8, 16)
     same = [point(0.1, 10, 0.90), point(0.2, 20, 0.91)]
     c = g_curve._collapse(same, 2.0)
     assert len(c["bins"]) == 1 and c["rms_ratio"] == pytest.approx(math.sqrt(0.5), rel=1e-9)
@@ -391,3 +391,19 @@ def test_g_curve_collapse_ratio_on_constructed_points():
     assert g_curve._collapse(far, 2.0)["rms_ratio"] == pytest.approx(10 / math.sqrt(2), rel=1e-9)
     other_budget = [point(0.1, 10, 0.90), point(0.2, 20, 1.00, steps=2000)]
     assert g_curve._collapse(other_budget, 2.0)["bins"] == []
+
+
+def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
+    """Fig 4's configuration is also a point of Fig 5 (and Fig 7): taken once, so a bin holding it and
+    one other family has 2 points, not 3 (a copy would add a third 'point' with shared initialisations)."""
+    from experiments.paper import g_curve
+
+    def rows(lr, b, accs):
+        c = dict(lr=lr, momentum=0.0, n_train=1000, batch_size=b, steps=1000)
+        return [dict(config=c, diverged=False, test_accuracy=a) for a in accs]
+
+    fig5 = rows(0.1, 10, [0.90, 0.91]) + rows(0.2, 20, [0.92, 0.93])
+    fig4 = rows(0.1, 10, [0.89, 0.90])
+    summary = g_curve.summarize([], g_curve.Config(), fig4=fig4, fig5=fig5, fig7=[], fig6=[])
+    (only,) = summary["collapse"]["bins"]
+    assert only["points"] == 2 and only["families"] == 2

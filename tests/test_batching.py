@@ -107,7 +107,7 @@ def test_sgd_new_budget_does_not_recompile():
     many records, whether a shorter last interval ends the run, the early records) is static. A budget
     of another length with the same layout compiles nothing (Fig 5's budgets proportional to 1/eps
     share one loop per B); SVAG shares the mechanism. A new layout does compile (the counter sees it).
-    And the run is cut-invariant: a 9-step run equals the first record of an 18-step run."""
+    And the run is cut-invariant: a 9-step run equals the first record (step 9) of a 37-step run."""
     model, data = _tiny_mlp_problem()
     kw = dict(batch_size=5, n_seeds=2, lr=0.1, momentum=0.5, key=jr.key(0))
     sim.run_sgd(model, data, steps=6, record_every=6, **kw)

@@ -59,8 +59,9 @@ def test_worker_assignments_one_gpu_or_one_core_set_each():
 
 
 def test_one_worker_per_gpu_writes_the_serial_rows(serial, tmp_path):
-    """The multi-GPU path (worker k given CUDA_VISIBLE_DEVICES = k % 2) run on the CPU, where JAX
-    ignores the variable: the rows are still exactly the serial ones."""
+    """A smoke test of the multi-GPU path (worker k given CUDA_VISIBLE_DEVICES = k % 2) on the CPU,
+    where JAX ignores the variable: the rows are still exactly the serial ones. (The mapping itself is
+    tested in `test_worker_assignments_one_gpu_or_one_core_set_each`.)"""
     out, rows = serial
     parallel = _sweep(tmp_path, workers.LocalWorkers(2, gpus=2))
     assert _lines(tmp_path) == _lines(out) and parallel == rows

@@ -132,14 +132,15 @@ def optima(rows, variable: str):
     half-step uncertainty, and the continuous B_opt with its bootstrap 95% interval from test accuracy
     (`fit`) and from test cross-entropy (`fit_xent`); see `optimum`."""
     result = {}
-    for value, (grid, table, sel) in _curves(rows, variable).items():
+    for k, (value, (grid, table, sel)) in enumerate(_curves(rows, variable).items()):
         stats = [_common.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))]
         scores = [s[0] if s[2] else -math.inf for s in stats]
         b_grid, log_sigma, index = _common.optimum_on_grid(grid, scores)
         result[value] = dict(batch_sizes=grid, accuracy=stats, b_opt=b_grid, log_sigma=log_sigma,
                              interior=0 < index < len(grid) - 1, diverged_runs=sum(r["diverged"] for r in sel),
-                             fit=optimum.b_opt(grid, table["test_accuracy"], maximise=True),
-                             fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False))
+                             # each curve's bootstrap draws from its own stream (its seeds are its own runs)
+                             fit=optimum.b_opt(grid, table["test_accuracy"], maximise=True, seed=k),
+                             fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False, seed=k))
     return result
 
 
@@ -241,7 +242,7 @@ def report(name, numbers, variable) -> str:
     lines = [f"{name}: optimal batch size ({numbers['seeds']} seeds, {numbers['budget']}, "
              f"steps {', '.join(map(str, numbers['steps']))})"]
     if numbers["seeds"] < 4:
-        lines.append("  (intervals from fewer than 4 seeds: too few resamples to be 95% intervals)")
+        lines.append("  (intervals from fewer than 4 seeds: not 95% intervals)")
     for value, o in numbers["optima"].items():
         best = max((s[0] for s in o["accuracy"] if s[2]), default=math.nan)
         lo, hi = o["b_opt_ci95"]

@@ -73,7 +73,16 @@ def _collapse(points, factor):
 
 def summarize(rows, cfg: Config, **sources) -> dict:
     points = {name: _points(sources.get(name, []), name) for name in SOURCES}
-    fixed_n = points["fig4"] + points["fig5"] + points["fig7"]
+    # A configuration run by two sweeps (Fig 4 is Fig 5's eps = 0.1 series and Fig 7's m = 0.9 one) is
+    # one point, taken from one sweep only: its seeds share initialisations with the other's, so two
+    # copies would be neither two points of one family nor independent seeds.
+    fixed_n, seen = [], set()
+    for name in ("fig5", "fig7", "fig4"):
+        for p in points[name]:
+            key = (p["lr"], p["momentum"], p["n_train"], p["batch_size"], p["steps"])
+            if key not in seen:
+                seen.add(key)
+                fixed_n.append(p)
     return dict(points=points, collapse=_collapse(fixed_n, cfg.bin_factor),
                 collapse_n=_collapse(points["fig6"], cfg.bin_factor))
 

@@ -14,7 +14,7 @@ truth at 95% with 4 seeds where the percentile bootstrap over seeds covers 84% (
 sweeps, tests/test_optimum.py); `bootstrap="percentile"` resamples seeds with replacement. A peak at the edge of the grid is flagged: its interval is
 open on that side.
 Slopes: the least-squares slope of ln B_opt on ln x, its 95% interval from the same bootstrap (each
-swept value's seeds resampled independently, the slope refitted per draw).
+swept value's draws from its own random stream, the slope refitted per draw).
 """
 
 import math
@@ -56,12 +56,17 @@ def _multiplier_draws(scores, rng, draws):
     (1.62 at n = 4, 1.18 at n = 8) widens the draws as a t interval widens a mean's for few seeds."""
     from scipy.stats import norm, t
 
-    n = scores.shape[0]
+    finite = np.isfinite(scores)
+    n_b = finite.sum(axis=0)  # seeds that did not diverge, per batch size
     mean = np.nanmean(scores, axis=0)
-    resid = np.where(np.isfinite(scores), scores - mean, 0.0)
-    c = t.ppf(0.975, n - 1) / norm.ppf(0.975) if n > 1 else 0.0
-    g = rng.standard_normal((draws, n))
-    return mean + c * (g @ resid) / math.sqrt(max(n * (n - 1), 1))
+    resid = np.where(finite, scores - mean, 0.0)
+    ok = n_b > 1
+    safe = np.where(ok, n_b, 2)
+    # Per batch size: the t factor and the 1/sqrt(n_b (n_b - 1)) of its own seed count (a diverged
+    # seed's zero residual must not count as a seed).
+    scale = np.where(ok, t.ppf(0.975, safe - 1) / norm.ppf(0.975) / np.sqrt(safe * (safe - 1)), 0.0)
+    g = rng.standard_normal((draws, scores.shape[0]))
+    return mean + (g @ resid) * scale
 
 
 def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
@@ -76,6 +81,8 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
         centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window)
         rng = np.random.default_rng(seed)
         n = scores.shape[0]
+        if bootstrap not in ("multiplier", "percentile"):
+            raise ValueError(f"bootstrap must be 'multiplier' or 'percentile' (got {bootstrap!r})")
         if bootstrap == "percentile":
             means = [np.nanmean(scores[rng.integers(0, n, n)], axis=0) for _ in range(draws)]
         else:
@@ -90,7 +97,8 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
         right = log_b[best + 1] - log_b[best] if best + 1 < len(log_b) else 0.0
         low = min(low, math.exp(log_b[best] - left / 2)) if math.isfinite(low) else math.exp(log_b[best] - left / 2)
         high = max(high, math.exp(log_b[best] + right / 2)) if math.isfinite(high) else math.exp(log_b[best] + right / 2)
-    # A percentile bootstrap over fewer than 4 seeds has too few distinct resamples to be an interval.
+    # Fewer than 4 seeds: no bootstrap gives a 95% interval (with 2, the two residual curves are opposite
+    # and every draw moves the curve along one direction): flagged `interval_reliable`.
     # exp(ln B) may land an ulp outside the grid: B_opt is clipped to the grid's span in B itself.
     b = float(np.clip(math.exp(centre), min(batch_sizes), max(batch_sizes))) if math.isfinite(centre) else math.nan
     return dict(b_opt=b,
@@ -100,7 +108,8 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
 
 def slope(x, curves: list[dict]) -> dict:
     """Slope of ln B_opt on ln x: the fit through the point estimates and a 95% interval from the
-    bootstrap draws (draw k of every curve together: the curves' seeds were resampled independently)."""
+    bootstrap draws (draw k of every curve together; each curve's draws come from its own random
+    stream, `b_opt(..., seed=...)`, as its seeds are independent runs)."""
     lx = np.log(np.asarray(x, float))
     ly = np.log([c["b_opt"] for c in curves])
     fit = float(np.polyfit(lx, ly, 1)[0])

@@ -175,7 +175,6 @@ def figure(summary: dict, cfg: Config, out) -> None:
         sgd_mean, sgd_se, _ = summary["table"]["SGD"][m]["mean_se"]
         ax.axhspan(sgd_mean - 2 * sgd_se, sgd_mean + 2 * sgd_se, color="grey", alpha=0.2, lw=0)
         ax.set_xticks(x, names, rotation=45, fontsize=7)
-        ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_title(m.replace("_", " ") + " (final)", fontsize=9)
     along = summary["along"]
     for ax, m in zip(axes[2], CLOSENESS):
