@@ -302,7 +302,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
     _plot_jb(axes[1, 2], summary, bs, cfg)
     caption = (f"784-800-10 net, N = {cfg.n_train}, {summary['seeds']} seeds (initialisations). Top left: the "
                f"paper's panel, one output-bias gradient component at init (per-example values in "
-               f"two clusters, spread {summary['claims']['component_cluster_spread']:.2f} of their distance: "
+               f"two clusters, spread {summary['claims']['component_cluster_spread']:.3f} of their distance: "
                f"nearly a lattice). Others: batch noise projected on the top "
                f"{cfg.top_directions} eigenvectors of F (curves: the leading one) and {cfg.random_directions} random unit directions, at "
                f"init and after {', '.join(str(st['step']) for st in summary['states'][1:])} updates of momentum SGD (eps 0.1, B 30, m 0.9); skewness and "
