@@ -98,6 +98,7 @@ def _dense(model, data):
 
 @pytest.fixture(scope="module")
 def small_linear():
+    previous = jax.config.jax_enable_x64  # the suite runs in float64 (conftest); restore whatever it was
     jax.config.update("jax_enable_x64", True)
     try:
         data = models.binary_task(n_train=60, dtype=jnp.float64)
@@ -111,7 +112,7 @@ def small_linear():
         model = flat.model(jr.normal(jr.key(3), w.shape, jnp.float64))
         yield model, d
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", previous)
 
 
 def test_projections_equal_dense_per_example_gradients(small_linear):
