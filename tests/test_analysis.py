@@ -407,3 +407,30 @@ def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
     summary = g_curve.summarize([], g_curve.Config(), fig4=fig4, fig5=fig5, fig7=[], fig6=[])
     (only,) = summary["collapse"]["bins"]
     assert only["points"] == 2 and only["families"] == 2
+
+
+def _l2_rows(accuracy):
+    """Sweep rows for fig8-l2: accuracy[(lam, B)] = list of per-seed final test accuracies."""
+    return [dict(config=dict(l2=lam, batch_size=b), final_test_accuracy=a, diverged=False, seed=s)
+            for (lam, b), values in accuracy.items() for s, a in enumerate(values)]
+
+
+def test_l2_gap_closes_where_the_gap_crosses_zero_in_ln_lam():
+    """Gap (B = 30 minus full batch) +0.01 at lam = 1 and -0.01 at lam = 10, seeds without spread: the
+    zero is at lam = sqrt(10) = 3.162 exactly (linear in lam would say 5.5), bracketed by [1, 10], with
+    a zero-width interval; the first ladder point where the gap is within 2 s.e. stays lam = 10. A gap
+    that never closes gives no lam and an interval open above."""
+    from experiments.paper import l2_gap
+
+    cfg = l2_gap.Config(l2s=(0.0, 1.0, 10.0, 100.0), n_train=1000, small_batch=30, seeds=4)
+    acc = {(0.0, 30): [0.92] * 4, (0.0, 1000): [0.89] * 4, (1.0, 30): [0.91] * 4, (1.0, 1000): [0.90] * 4,
+           (10.0, 30): [0.89] * 4, (10.0, 1000): [0.90] * 4, (100.0, 30): [0.70] * 4, (100.0, 1000): [0.85] * 4}
+    out = l2_gap.summarize(_l2_rows(acc), cfg)
+    assert out["crossing"]["lam"] == pytest.approx(math.sqrt(10), rel=1e-9)
+    assert out["crossing"]["bracket"] == [1.0, 10.0]
+    assert out["crossing"]["ci95"] == pytest.approx([math.sqrt(10)] * 2, rel=1e-9)
+    never = {**acc, (10.0, 30): [0.91] * 4, (100.0, 30): [0.91] * 4}
+    rng = np.random.default_rng(0)
+    never = {k: list(np.add(v, 0.001 * rng.standard_normal(4))) for k, v in never.items()}
+    out = l2_gap.summarize(_l2_rows(never), cfg)
+    assert out["crossing"]["lam"] is None and out["crossing"]["ci95"][1] is None

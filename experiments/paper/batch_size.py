@@ -140,8 +140,24 @@ def optima(rows, variable: str):
                              interior=0 < index < len(grid) - 1, diverged_runs=sum(r["diverged"] for r in sel),
                              # each curve's bootstrap draws from its own stream (its seeds are its own runs)
                              fit=optimum.b_opt(grid, table["test_accuracy"], maximise=True, seed=k),
-                             fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False, seed=k))
+                             fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False, seed=k),
+                             cliff=optimum.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k),
+                             run={q: sel[0]["config"][q] for q in ("lr", "momentum", "n_train")})
     return result
+
+
+CHANCE = 0.1  # test accuracy of a guess among MNIST's 10 classes: the floor the small-batch cliff falls to
+
+
+def _per_value(o, fit, cliff) -> dict:
+    """What the optimum and the cliff say in the units of the two candidate laws: the noise scale
+    g = eps (N/B - 1)/(1 - m) at B_opt (constant if the paper's law holds) and the step per example
+    eps/(B (1 - m)) at B_opt and at the cliff (constant if the optimum is tied to the cliff)."""
+    lr, m, n = o["run"]["lr"], o["run"]["momentum"], o["run"]["n_train"]
+    b, c = fit["b_opt"], cliff["b_cliff"]
+    return dict(g_opt=lr * (n / b - 1) / (1 - m), step_per_example_opt=lr / (b * (1 - m)),
+                b_cliff=c, b_cliff_ci95=cliff["b_cliff_ci95"], cliff_below_grid=cliff["below_grid"],
+                step_per_example_cliff=lr / (c * (1 - m)), opt_over_cliff=b / c)
 
 
 def refine(rows, cfg: Config) -> list[dict]:
@@ -165,19 +181,23 @@ def refine(rows, cfg: Config) -> list[dict]:
 def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
     """The figure's numbers: per swept value the curve, the best grid point (`b_grid`, ± half a grid
     step) and the continuous B_opt with its bootstrap 95% interval from test accuracy (and from test
-    cross-entropy); for Figs 5-7 the slope of ln B_opt on ln x with its 95% interval (and, for
-    comparison, the old least-squares slope through the grid points)."""
+    cross-entropy), the small-batch cliff `b_cliff` (`optimum.b_cliff`) and both in the units of the
+    two candidate laws (`_per_value`); for Figs 5-7 the slope of ln B_opt on ln x with its 95% interval,
+    the same for the cliff where every curve has one on the grid (and, for comparison, the old
+    least-squares slope through the grid points)."""
     opt = optima(rows, fig.variable)
     out = {"seeds": cfg.seeds, "steps": sorted({r["config"]["steps"] for r in rows}),
            "budget": "equal SDE time" if cfg.budget_lr else ("equal epochs" if cfg.budget_n else "equal updates"),
            "optima": {}}
     for value, o in opt.items():
-        fit, fit_x = o.pop("fit"), o.pop("fit_xent")
+        fit, fit_x, cliff = o.pop("fit"), o.pop("fit_xent"), o.pop("cliff")
+        extra = _per_value(o, fit, cliff)
+        o.pop("run")
         out["optima"][str(value)] = dict(
             o, b_grid=o.pop("b_opt"), b_opt=fit["b_opt"], b_opt_ci95=fit["b_opt_ci95"], method=fit["method"],
             edge=fit["edge"], interval_reliable=fit["interval_reliable"], b_opt_xent=fit_x["b_opt"], b_opt_xent_ci95=fit_x["b_opt_ci95"],
-            method_xent=fit_x["method"], edge_xent=fit_x["edge"])
-        o["_fits"] = (fit, fit_x)
+            method_xent=fit_x["method"], edge_xent=fit_x["edge"], **extra)
+        o["_fits"] = (fit, fit_x, cliff)
     if fig.slope_name and len(opt) > 1:
         x = [fig.transform(v) for v in opt]
         fits = [o["_fits"][0] for o in opt.values()]
@@ -185,6 +205,10 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
         out.update(optimum.slope(x, fits))
         xent = optimum.slope(x, fits_x)
         out.update(slope_xent=xent["slope"], slope_xent_ci95=xent["slope_ci95"])
+        cliffs = [o["_fits"][2] for o in opt.values()]
+        if all(math.isfinite(c["b_cliff"]) for c in cliffs):  # a cliff below the grid has no position
+            cl = optimum.slope(x, cliffs, key="b_cliff")
+            out.update(slope_cliff=cl["slope"], slope_cliff_ci95=cl["slope_ci95"])
         grid_slope, grid_se = _common.loglog_slope(x, [o["b_grid"] for o in out["optima"].values()],
                                                    [o["log_sigma"] for o in out["optima"].values()])
         out.update(slope_grid=grid_slope, slope_grid_se=grid_se, x=x)
@@ -205,6 +229,9 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         lo, hi = o["b_opt_ci95"]
         if np.isfinite(lo) and np.isfinite(hi):
             ax.axvspan(lo, hi, color=f"C{k}", alpha=0.12)
+        if np.isfinite(o.get("b_cliff", np.nan)):  # where accuracy is half-way from its peak to chance
+            ax.plot(o["b_cliff"], 0.5 * (CHANCE + np.nanmax(mean)), marker="v", ms=7, color=f"C{k}", mfc="none",
+                    ls="none", label="cliff (half-way to chance)" if k == 0 else None)
     ax.set_xscale("log")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("test accuracy (mean ± s.e. over seeds)")
@@ -223,6 +250,13 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         ax2.plot(xs, centre_y * (xs / centre_x) ** numbers["slope"], ls="--", color="grey",
                  label=f"fit: slope {numbers['slope']:.2f} [{lo:.2f}, {hi:.2f}]")
         ax2.plot(xs, centre_y * (xs / centre_x), ls=":", color="k", lw=0.8, label="slope 1 (the paper)")
+        if "slope_cliff" in numbers:
+            yc = [o["b_cliff"] for o in opt.values()]
+            cc = np.array([o["b_cliff_ci95"] for o in opt.values()])
+            clo, chi = numbers["slope_cliff_ci95"]
+            ax2.errorbar(x, yc, yerr=[np.subtract(yc, cc[:, 0]), np.subtract(cc[:, 1], yc)], marker="v", mfc="none",
+                         ls="none", capsize=3, color="C3",
+                         label=f"cliff B: slope {numbers['slope_cliff']:.2f} [{clo:.2f}, {chi:.2f}]")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
         from matplotlib.ticker import NullFormatter, ScalarFormatter
@@ -233,7 +267,7 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         ax2.set_xticks(x, [f"{v:g}" for v in x])  # x: the swept values themselves
         ax2.xaxis.set_minor_formatter(NullFormatter())
         ax2.set_xlabel(slope_name)
-        ax2.set_ylabel("optimal batch size B_opt")
+        ax2.set_ylabel("B_opt and the cliff's B" if "slope_cliff" in numbers else "optimal batch size B_opt")
         ax2.legend(fontsize=7)
     _common.save(fig, out, name, numbers, caption)
 
@@ -250,11 +284,22 @@ def report(name, numbers, variable) -> str:
                      + (f", AT THE GRID'S {o['edge'].upper()} EDGE" if o["edge"] else "")
                      + f"); best grid point {o['b_grid']:g}, test accuracy {best:.4f}"
                      + (f", {o['diverged_runs']} runs diverged" if o["diverged_runs"] else ""))
+        if "b_cliff" in o:
+            clo, chi = o["b_cliff_ci95"]
+            lines.append(f"      g at B_opt {o['g_opt']:.3g}; cliff "
+                         + ("below the grid" if o["cliff_below_grid"] else
+                            f"at B = {o['b_cliff']:.3g} [{clo:.3g}, {chi:.3g}], B_opt / B_cliff = "
+                            f"{o['opt_over_cliff']:.2f}, eps/(B (1 - m)) {o['step_per_example_cliff']:.3f} at the "
+                            f"cliff, {o['step_per_example_opt']:.3f} at B_opt"))
     if "slope" in numbers:
         lo, hi = numbers["slope_ci95"]
         xlo, xhi = numbers["slope_xent_ci95"]
         lines.append(f"  slope of ln B_opt: {numbers['slope']:.2f} [{lo:.2f}, {hi:.2f}] from test accuracy, "
                      f"{numbers['slope_xent']:.2f} [{xlo:.2f}, {xhi:.2f}] from test cross-entropy (paper: 1)")
+    if "slope_cliff" in numbers:
+        lo, hi = numbers["slope_cliff_ci95"]
+        lines.append(f"  slope of ln B_cliff (accuracy half-way to chance): {numbers['slope_cliff']:.2f} "
+                     f"[{lo:.2f}, {hi:.2f}]")
     return "\n".join(lines)
 
 
@@ -275,7 +320,8 @@ def _caption(cfg: Config) -> str:
             + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "")
             + (f" x N/{cfg.budget_n}" if cfg.budget_n else "") + f", eps {cfg.lrs}, "
             f"m {cfg.momenta}, N {cfg.n_trains}. Shaded and bars: B_opt's 95% bootstrap interval over seeds "
-            f"(parabola in ln B near the peak).")
+            f"(parabola in ln B near the peak); triangles: the small-batch cliff, where accuracy is half-way "
+            f"from its peak to chance.")
 
 
 def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:

@@ -67,7 +67,54 @@ def summarize(rows, cfg: Config) -> dict:
         if closed_at is None and lam > 0 and math.isfinite(z) and z >= -2:
             closed_at = lam
     return dict(ladder=ladder, closes_at_l2=closed_at, reaches_unregularised_small_at_l2=reaches,
+                crossing=crossing(ladder),
                 readings={"0.1 in the summed cost": 0.1, "0.1 on the mean loss": 0.1 * cfg.n_train})
+
+
+def _first_crossing(log_lams, gaps):
+    """ln lam where gaps (small minus full batch) first fall to zero, linear in ln lam between the two
+    ladder points that bracket it; -inf where the first gap is already <= 0, NaN where none is."""
+    if gaps[0] <= 0:
+        return -math.inf
+    for j in range(1, len(gaps)):
+        if gaps[j] <= 0:
+            t = gaps[j - 1] / (gaps[j - 1] - gaps[j])
+            return float(log_lams[j - 1] + t * (log_lams[j] - log_lams[j - 1]))
+    return math.nan
+
+
+def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
+    """The lam (> 0) at which full batch catches B = 30 at the same lam: the zero of the accuracy gap
+    along the ladder, interpolated in ln lam (an assumption between ladder points a factor 10 apart), with
+    a 95% interval from draws of every mean, mean + c se z (c = t_{0.975, n-1}/z_{0.975}), each (lam, B)
+    drawn independently: runs at different lam share their seeds' initialisations, a positive
+    correlation this ignores, so the interval errs wide. `lam` None where the gap never closes on the
+    ladder; an interval end None where more than 2.5% of the draws close before the first or after the
+    last lam."""
+    from scipy.stats import norm, t
+
+    steps = [e for e in ladder if e["l2"] > 0 and e["small"][2] > 1 and e["full"][2] > 1]
+    if len(steps) < 2:
+        return dict(lam=None, ci95=[None, None], bracket=None)
+    log_lams = np.log([e["l2"] for e in steps])
+    mean = np.array([e["small"][0] - e["full"][0] for e in steps])
+
+    def spread(e):
+        return t.ppf(0.975, e[2] - 1) / norm.ppf(0.975) * e[1]
+
+    sd = np.array([[spread(e["small"]), spread(e["full"])] for e in steps])
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((draws, len(steps), 2))
+    gaps = mean + z[:, :, 0] * sd[:, 0] - z[:, :, 1] * sd[:, 1]
+    boot = np.array([_first_crossing(log_lams, g) for g in gaps])
+    boot = np.where(np.isnan(boot), math.inf, boot)  # never closes on the ladder: beyond its end
+    centre = _first_crossing(log_lams, mean)
+    low, high = np.percentile(boot, 2.5, method="lower"), np.percentile(boot, 97.5, method="higher")  # no inf - inf
+    j = int(np.searchsorted(log_lams, centre)) if math.isfinite(centre) else None
+    return dict(lam=math.exp(centre) if math.isfinite(centre) else None,
+                ci95=[math.exp(low) if math.isfinite(low) else None, math.exp(high) if math.isfinite(high) else None],
+                bracket=[steps[j - 1]["l2"], steps[j]["l2"]] if j else None,
+                closed_before_ladder=centre == -math.inf)
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
@@ -99,6 +146,12 @@ def report(summary: dict, cfg: Config) -> str:
     at = summary["closes_at_l2"]
     lines.append(f"  against B = {cfg.small_batch} at the same lam, the gap closes at lam = {at:g} "
                  f"(mean-loss {at / cfg.n_train:g})" if at is not None else "  the gap never closes on this ladder")
+    cross = summary.get("crossing") or {}
+    if cross.get("lam") is not None:
+        lo, hi = cross["ci95"]
+        lines.append(f"  the gap's zero, interpolated in ln lam: lam = {cross['lam']:.3g} "
+                     f"[{'below the ladder' if lo is None else f'{lo:.3g}'}, "
+                     f"{'beyond the ladder' if hi is None else f'{hi:.3g}'}] (95%)")
     reach = summary.get("reaches_unregularised_small_at_l2")
     if 0.0 in cfg.l2s:
         lines.append(f"  full batch reaches B = {cfg.small_batch} without L2 at lam = {reach:g}" if reach is not None

@@ -2,9 +2,13 @@
 against ln x with its interval, and the refinement of a coarse grid around each peak.
 
 B_opt of one curve (a score per seed and batch size: test accuracy, to be maximised, or test
-cross-entropy, minimised): the vertex of a least-squares parabola in ln B through the seed-mean
-scores within a factor `window` of the best grid point, and its two neighbours always (at least three
-batch sizes). Where the
+cross-entropy, minimised): the vertex of a weighted least-squares parabola in ln B through the
+seed-mean scores within a factor `window` of the best grid point, and its two neighbours always (at
+least three batch sizes). Each mean is weighted by 1/sigma_b, sigma_b = its standard error across seeds
+floored at the median standard error of the curve (`_fit_sigma`): a batch size on the edge of a cliff,
+where one seed of four blows up (test cross-entropy 18 against 0.55 at the others: the mean is known to
++-4), must not drag the vertex of the parabola through the points that are known to +-0.01; the floor
+keeps a column whose 4 seeds agree by chance from outweighing the rest. Where the
 parabola opens the wrong way, or its vertex leaves the window, the best grid point stands, the
 estimate says so (`method`) and its interval is at least half a grid step either side. The 95%
 interval is a bootstrap over seeds, the whole estimate (grid argmax included) repeated per draw: by
@@ -26,8 +30,26 @@ WINDOW = 2.0  # fit within a factor 2 of the best grid point: the peak's two nei
 # factor-2 grid, four more after refinement at 2^(1/2) spacing
 
 
-def _estimate(log_b, means, *, maximise: bool, window: float):
-    """(ln B_opt, method, index of the best grid point) from seed means on a grid of ln B."""
+def _fit_sigma(scores):
+    """Per batch size: the standard error of the seed mean (finite seeds, ddof = 1), floored at the
+    median over the batch sizes that have one; a batch size with fewer than 2 finite seeds gets the
+    largest. None (equal weights) where no batch size has 2 seeds or the seeds agree exactly."""
+    finite = np.isfinite(scores)
+    n_b = finite.sum(axis=0)
+    ok = n_b > 1
+    if not ok.any():
+        return None
+    se = np.full(scores.shape[1], np.nan)
+    se[ok] = np.nanstd(scores[:, ok], axis=0, ddof=1) / np.sqrt(n_b[ok])
+    floor = np.median(se[ok])
+    if not floor > 0:
+        return None
+    return np.where(ok, np.maximum(se, floor), se[ok].max())
+
+
+def _estimate(log_b, means, *, maximise: bool, window: float, sigma=None):
+    """(ln B_opt, method, index of the best grid point) from seed means on a grid of ln B; `sigma`:
+    the means' uncertainties (weights 1/sigma of the parabola's residuals), None for equal."""
     finite = np.isfinite(means)
     if not finite.any():
         return math.nan, "no finite scores", -1
@@ -37,7 +59,8 @@ def _estimate(log_b, means, *, maximise: bool, window: float):
     near[max(best - 1, 0): best + 2] |= finite[max(best - 1, 0): best + 2]  # the best point's neighbours always
     if near.sum() < 3:
         return float(log_b[best]), "grid", best
-    a, b, _ = np.polyfit(log_b[near], score[near], 2)
+    w = None if sigma is None else 1.0 / np.asarray(sigma, float)[near]
+    a, b, _ = np.polyfit(log_b[near], score[near], 2, w=w)
     if a >= 0:
         return float(log_b[best]), "grid (no curvature)", best
     vertex = -b / (2 * a)
@@ -70,15 +93,19 @@ def _multiplier_draws(scores, rng, draws):
 
 
 def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
-          seed: int = 0, bootstrap: str = "multiplier") -> dict:
-    """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run. Returns b_opt,
+          seed: int = 0, bootstrap: str = "multiplier", weighted: bool = True) -> dict:
+    """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run; `weighted=False`
+    fits the parabola through the means with equal weights. Returns b_opt,
     b_opt_ci95 [low, high], method, edge ("left"/"right"/None: the best grid point is the first or
     last batch size), seeds and the bootstrap draws of ln B_opt."""
     log_b = np.log(np.asarray(batch_sizes, float))
     scores = np.asarray(scores, float)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a batch size whose seeds all diverged: NaN mean
-        centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window)
+        # The weights are the data's and fixed across draws (a fixed design): a draw moves the means only.
+        sigma = _fit_sigma(scores) if weighted else None
+        centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window,
+                                         sigma=sigma)
         rng = np.random.default_rng(seed)
         n = scores.shape[0]
         if bootstrap not in ("multiplier", "percentile"):
@@ -87,7 +114,7 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
             means = [np.nanmean(scores[rng.integers(0, n, n)], axis=0) for _ in range(draws)]
         else:
             means = _multiplier_draws(scores, rng, draws)
-        boot = np.array([_estimate(log_b, m, maximise=maximise, window=window)[0] for m in means])
+        boot = np.array([_estimate(log_b, m, maximise=maximise, window=window, sigma=sigma)[0] for m in means])
     boot = boot[np.isfinite(boot)]
     low, high = (np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan))
     edge = None if 0 < best < len(log_b) - 1 else ("left" if best == 0 else "right")
@@ -106,15 +133,58 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
                 interval_reliable=bool(n >= 4), log_draws=boot.tolist())
 
 
-def slope(x, curves: list[dict]) -> dict:
-    """Slope of ln B_opt on ln x: the fit through the point estimates and a 95% interval from the
-    bootstrap draws (draw k of every curve together; each curve's draws come from its own random
-    stream, `b_opt(..., seed=...)`, as its seeds are independent runs)."""
+def _cliff(log_b, means, floor):
+    """ln B where the seed-mean curve, walking left from its peak, first falls to half-way between
+    `floor` and the peak (linear in ln B between the two grid points that bracket it); NaN where it
+    never does on the grid."""
+    finite = np.isfinite(means)
+    if not finite.any():
+        return math.nan
+    best = int(np.argmax(np.where(finite, means, -np.inf)))
+    half = 0.5 * (floor + means[best])
+    for j in range(best, 0, -1):
+        lo = means[j - 1] if finite[j - 1] else floor  # every seed diverged: as bad as chance
+        if lo <= half:
+            t = (half - lo) / (means[j] - lo)
+            return float(log_b[j - 1] + t * (log_b[j] - log_b[j - 1]))
+    return math.nan
+
+
+def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int = 0) -> dict:
+    """The small-batch cliff of one accuracy curve: the batch size below the peak where the seed-mean
+    test accuracy has fallen half-way from the peak to `floor` (chance), interpolated in ln B. Its 95%
+    interval from the same t-calibrated multiplier draws as `b_opt`; where the curve never falls that
+    far on the grid, b_cliff is NaN and `below_grid` says the cliff (if any) lies left of the smallest
+    batch size. A diverged run counts as chance. Returns b_cliff, b_cliff_ci95, below_grid and the draws
+    of ln B_cliff (`log_draws`, NaN where a draw has no cliff on the grid)."""
+    log_b = np.log(np.asarray(batch_sizes, float))
+    scores = np.asarray(scores, float)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = _cliff(log_b, np.nanmean(scores, axis=0), floor)
+        boot = np.array([_cliff(log_b, m, floor)
+                         for m in _multiplier_draws(scores, np.random.default_rng(seed), draws)])
+    ok = boot[np.isfinite(boot)]
+    # Draws without a cliff on the grid put it below the smallest B: they count at the grid's edge.
+    low, high = ((np.exp(np.percentile(np.where(np.isfinite(boot), boot, log_b[0]), [2.5, 97.5])))
+                 if ok.size else (math.nan, math.nan))
+    return dict(b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
+                b_cliff_ci95=[float(low), float(high)], below_grid=not math.isfinite(centre),
+                log_draws=boot.tolist())
+
+
+def slope(x, curves: list[dict], key: str = "b_opt") -> dict:
+    """Slope of ln B_opt (or another batch size per curve, `key`) on ln x: the fit through the point
+    estimates and a 95% interval from the bootstrap draws (draw k of every curve together; each curve's
+    draws come from its own random stream, `b_opt(..., seed=...)`, as its seeds are independent runs;
+    a draw where any curve has no estimate is left out)."""
     lx = np.log(np.asarray(x, float))
-    ly = np.log([c["b_opt"] for c in curves])
+    ly = np.log([c[key] for c in curves])
     fit = float(np.polyfit(lx, ly, 1)[0])
     draws = min(len(c["log_draws"]) for c in curves)
-    boot = [np.polyfit(lx, [c["log_draws"][k] for c in curves], 1)[0] for k in range(draws)]
+    rows = np.array([[c["log_draws"][k] for c in curves] for k in range(draws)]).reshape(draws, len(curves))
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    boot = [np.polyfit(lx, r, 1)[0] for r in rows]
     low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)
     return dict(slope=fit, slope_ci95=[float(low), float(high)])
 
