@@ -26,9 +26,8 @@ class FlatModel(eqx.Module):
     def split(model: Model) -> tuple["FlatModel", Float[Array, " p"]]:
         params, rest = eqx.partition(model, trainable_filter(model), is_leaf=_is_constant)
         leaves, treedef = jax.tree.flatten(params)
-        shapes = tuple(leaf.shape for leaf in leaves)
-        w = jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
-        return FlatModel(rest, treedef, shapes), w
+        flat = FlatModel(rest, treedef, tuple(leaf.shape for leaf in leaves))
+        return flat, flat.flatten(leaves)
 
     @property
     def n_params(self) -> int:
@@ -75,11 +74,8 @@ class FlatModel(eqx.Module):
         the leaves and concatenated once, which XLA fuses into whatever consumes it (the momentum
         update): differentiating through the slices of w instead would add one zero-padded copy of
         the whole parameter vector per leaf (measured: most of a small-batch step)."""
-        def loss(params):
-            return jnp.dot(weights, jax.vmap(self._combine(params).loss)(x, y))
-
-        value, grads = jax.value_and_grad(loss)(self.params(w))
-        return value, jnp.concatenate([jnp.ravel(g) for g in jax.tree.leaves(grads)])
+        value, grads = self.leaf_loss_and_grad(self.leaves(w), weights, x, y)
+        return value, self.flatten(grads)
 
     def losses(self, w, x, y) -> Float[Array, " n"]:
         """Per-example losses l_i(w) (no prior term) for a batch of examples."""

@@ -221,6 +221,7 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
     fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.9), squeeze=False)
     ax = axes[0, 0]
     opt = numbers["optima"]
+    cliff_labelled = False
     for k, (value, o) in enumerate(opt.items()):
         mean = np.array([s[0] for s in o["accuracy"]])
         se = np.nan_to_num(np.array([s[1] for s in o["accuracy"]]))
@@ -231,7 +232,8 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
             ax.axvspan(lo, hi, color=f"C{k}", alpha=0.12)
         if np.isfinite(o.get("b_cliff", np.nan)):  # where accuracy is half-way from its peak to chance
             ax.plot(o["b_cliff"], 0.5 * (CHANCE + np.nanmax(mean)), marker="v", ms=7, color=f"C{k}", mfc="none",
-                    ls="none", label="cliff (half-way to chance)" if k == 0 else None)
+                    ls="none", label=None if cliff_labelled else "cliff (half-way to chance)")
+            cliff_labelled = True
     ax.set_xscale("log")
     ax.set_xlabel("batch size B")
     ax.set_ylabel("test accuracy (mean ± s.e. over seeds)")

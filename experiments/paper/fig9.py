@@ -51,12 +51,18 @@ class Normality(NamedTuple):
     excess_kurtosis: float
 
 
+def _skewness(x):
+    """Sample skewness (moments with divisor n) along the last axis."""
+    c = x - x.mean(axis=-1, keepdims=True)
+    return np.mean(c**3, axis=-1) / np.mean(c**2, axis=-1) ** 1.5
+
+
 def normality(x) -> Normality:
     """Jarque-Bera normality test (moments with divisor n, as scipy.stats.jarque_bera)."""
     x = np.asarray(x, float)
     c = x - x.mean()
     m2 = np.mean(c**2)
-    s = np.mean(c**3) / m2**1.5
+    s = _skewness(x)
     k = np.mean(c**4) / m2**2 - 3
     jb = x.size * (s**2 / 6 + k**2 / 24)
     return Normality(float(jb), float(math.exp(-jb / 2)), float(s), float(k))
@@ -121,11 +127,17 @@ def _batches(rng, n, b, count):
     return np.argsort(rng.random((count, n)), axis=1)[:, :b]
 
 
+def _upper_cluster(x):
+    """The values above the midpoint of their range (a boolean mask): the upper of the two clusters a
+    two-point lattice forms."""
+    return x > (x.max() + x.min()) / 2
+
+
 def _cluster_spread(x):
     """Pooled within-cluster s.d. over the distance between the two clusters the values form when split
     at the midpoint of their range: ~0 for a two-point lattice, ~0.5 or more for a unimodal sample."""
     x = np.asarray(x, float)
-    hi = x > (x.max() + x.min()) / 2
+    hi = _upper_cluster(x)
     if hi.all() or not hi.any():
         return float("nan")
     within = np.sqrt((np.sum((x[hi] - x[hi].mean()) ** 2) + np.sum((x[~hi] - x[~hi].mean()) ** 2)) / x.size)
@@ -151,11 +163,7 @@ def _bootstrap_skew_se(means, rng, resamples=100):
     """Bootstrap standard error of each row's sample skewness (sqrt(6/n) holds only for Gaussian data;
     heavy-tailed batch noise has a far wider sampling distribution)."""
     idx = rng.integers(0, means.shape[1], (resamples, means.shape[1]))
-    out = []
-    for row in means:
-        c = row[idx] - row[idx].mean(axis=1, keepdims=True)  # (resamples, n)
-        out.append(float((np.mean(c**3, axis=1) / np.mean(c**2, axis=1) ** 1.5).std(ddof=1)))
-    return out
+    return [float(_skewness(row[idx]).std(ddof=1)) for row in means]  # row[idx]: (resamples, n)
 
 
 def _shape(model, data, p, key, rng):
@@ -319,7 +327,7 @@ def _plot_paper(ax, summary, cfg):
     # The component's per-example values sit in two tight clusters, so a batch mean of B of them sits on
     # a lattice of spacing (cluster distance)/B: one bin per lattice point, so the bars' density is
     # comparable with the Gaussian's (bins finer than the lattice would show spikes B times too tall).
-    hi = single > (single.max() + single.min()) / 2
+    hi = _upper_cluster(single)
     step = (single[hi].mean() - single[~hi].mean()) / cfg.batch_size
     edges = np.arange(x.min() - step / 2, x.max() + step, step)
     ax.hist(x, bins=edges, density=True, color="C0", alpha=0.6, label=f"batches of {cfg.batch_size}")

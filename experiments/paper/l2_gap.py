@@ -126,13 +126,19 @@ def figure(summary: dict, cfg: Config, out) -> None:
         mean = [e[key][0] for e in summary["ladder"]]
         se = [0 if not np.isfinite(e[key][1]) else e[key][1] for e in summary["ladder"]]
         ax.errorbar(x, mean, yerr=se, marker="o", color=colour, label=label, capsize=3)
+    cross = summary.get("crossing") or {}
+    if cross.get("lam") is not None:
+        lo, hi = cross["ci95"]
+        ax.axvline(cross["lam"], color="k", lw=1)
+        ax.axvspan(lo if lo is not None else min(x), hi if hi is not None else max(x), color="k", alpha=0.08,
+                   label=f"gap's zero, lam = {cross['lam']:.3g} (95%; interpolated in ln lam)")
     for reading, lam in summary["readings"].items():
         ax.axvline(lam, color="grey", ls=":", lw=0.8)
         ax.text(lam, ax.get_ylim()[0], f" {reading}", rotation=90, fontsize=7, va="bottom")
     ax.set_xscale("log")
     ax.set_xlabel("lam in the summed cost C (leftmost point: lam = 0)")
     ax.set_ylabel(f"test accuracy after {cfg.steps} steps")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(0, 0.7))  # above the readings' labels
     caption = (f"784-800-10 net, N = {cfg.n_train}, eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} steps, "
                f"{cfg.seeds} seeds (mean ± s.e.); closes where full batch is within 2 s.e. of B = {cfg.small_batch}.")
     _common.save(fig, out, "fig8-l2", {k: v for k, v in summary.items()}, caption)
