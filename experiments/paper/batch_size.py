@@ -3,9 +3,13 @@ or more values of a second variable (eps, N or m). Points of one (N, B, steps) s
 and run together with per-run learning rates and momenta.
 
 784-800-10 net, momentum SGD, embedded MNIST (N = 1000 unless swept), no L2, seeds' mean and standard
-error (one initialisation per seed). B_opt is the grid point of highest mean test accuracy; its
-uncertainty half a grid step either side (log scale); the slope of ln B_opt against ln x is a least-
-squares fit whose error is the larger of the residual and the grid-spacing error. Chosen here (the
+error (one initialisation per seed). B_opt is the vertex of a parabola in ln B fitted near the best
+grid point (weighted by each mean's standard error), from test accuracy and from test cross-entropy,
+with a 95% bootstrap interval over seeds; the slope of ln B_opt against ln x gets its interval from
+the same bootstrap (`optimum`). Each curve also gives its small-batch cliff (where accuracy is
+half-way from its peak to chance), g at B_opt and the step per example eps/(B (1 - m)) at both, to
+read B_opt against the paper's law (constant g) and the cliff's (constant step). `refine` adds batch
+sizes at 2^(1/2) spacing around each coarse peak. Chosen here (the
 paper does not state them): the grids, eps = 0.1 and m = 0.9 unless swept (at the paper's eps = 1,
 m = 0.9 this net stays at chance; see fig3), and the budget: the quick variants train for far fewer
 updates than the paper's 10,000, so their optimum is that of a shorter run.
