@@ -4,7 +4,8 @@
 
 1. Seed-steps per second of a Fig-5-like grid at small B (784-800-10 net, N = 1000, eps in {0.05, 0.1},
    B in {2, 4, ..., 64} (Fig 5's paper grid below 128), 2 seeds; six chunks, one per B): in-process (1
-   worker), one worker process pinned to one core, 2 local worker processes, and a local Ray instance with 2 CPUs. Each in a fresh folder, compile included (what a sweep pays), after one
+   worker), one worker process pinned to one core, 2 local worker processes (pinned, one core each, and
+   unpinned, each seeing every core), and a local Ray instance with 2 CPUs. Each in a fresh folder, compile included (what a sweep pays), after one
    warm-up run that fills the persistent compilation cache (which the workers share).
 2. One seed-step of momentum SGD at B = 1, 10, 30 against the floor of its update: the bare momentum
    update of the same 636,010 parameters in a jitted scan (memory traffic only), and at B = 30 the
@@ -45,6 +46,8 @@ def sweep_throughput(steps: int) -> dict:
     executors = {"1 worker (in-process)": lambda: workers.Serial(),
                  "1 worker process on one core": lambda: workers.LocalWorkers(1, cache_dir=cache, cores_per_worker=1),
                  "2 local workers": lambda: workers.LocalWorkers(2, cache_dir=cache),
+                 "2 local workers, unpinned (--no-pin)": lambda: workers.LocalWorkers(2, cache_dir=cache,
+                                                                                     cores_per_worker=0),
                  "Ray local, 2 CPUs": lambda: workers.RayWorkers(None, num_cpus=2, cache_dir=cache)}
     for label, make in [("warm-up", executors["1 worker (in-process)"])] + list(executors.items()):
         try:

@@ -147,3 +147,20 @@ def test_a_variant_preset_writes_its_own_outputs_beside_the_standard_ones(tmp_pa
     assert (tmp_path / "fig4-variant.png").exists() and (tmp_path / "fig4-variant.json").exists()
     assert (tmp_path / "fig4.json").read_text() == standard
     assert len((tmp_path / "fig4.jsonl").read_text().splitlines()) == 4  # 2 points x 1 seed, twice
+
+
+def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are_split(tmp_path):
+    """B = 500 and 1000 of N = 1000: XLA:CPU splits the gradient's reduction over the examples by the
+    cores a process sees, so workers pinned to one core each wrote other float32 rows than a serial run
+    on this 2-core machine (measured); unpinned (`cores_per_worker=0`, the CLI's --no-pin), each worker
+    sees what the serial run sees and the rows are byte-identical."""
+    cfg = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(500, 1000), n_trains=(1000,), steps=20, seeds=2)
+
+    def rows(out, executor):
+        run_sweep("fig4", out, batch_size.grid(cfg), seeds=[0, 1], evaluate=FIG4.evaluate, shape=FIG4.shape,
+                  chunk_size=1, executor=executor)
+        return _lines(out)
+
+    serial = rows(tmp_path / "serial", workers.Serial())
+    assert rows(tmp_path / "unpinned", workers.LocalWorkers(2, cores_per_worker=0)) == serial
+    assert workers.assignments(2, 0, [0, 1], cores_per_worker=0) == (None, None)

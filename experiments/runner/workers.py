@@ -95,11 +95,16 @@ def _work(name: str, index: int, task: Task):
 def assignments(workers: int, gpus: int, available: list[int], cores_per_worker: int | None = None):
     """What each local worker is given: (GPU index per worker, or None; core set per worker, or None).
     Several GPUs: worker k sees GPU k % gpus only (CUDA_VISIBLE_DEVICES), its cores unpinned. Otherwise
-    cores_per_worker c: worker k gets cores k c ... (k + 1) c - 1; by default, with more than one worker,
-    worker k gets every workers-th core from the k-th (so their XLA thread pools never share a core)."""
+    cores_per_worker c: worker k gets cores k c ... (k + 1) c - 1; c = 0: no pinning, every worker sees
+    every core, as a serial run does (XLA:CPU partitions a reduction over the examples by the cores a
+    process sees, so only then are the rows bit-identical to a serial run's at large batch sizes); by
+    default, with more than one worker, worker k gets every workers-th core from the k-th (so their XLA
+    thread pools never share a core)."""
     if gpus > 1:
         return [k % gpus for k in range(workers)], None
     c = cores_per_worker
+    if c == 0:
+        return None, None
     if c is not None and len(available) >= c * workers:
         return None, [set(available[k * c:(k + 1) * c]) for k in range(workers)]
     if len(available) >= workers > 1:
@@ -116,7 +121,7 @@ class LocalWorkers:
         self.workers = workers
         self.cache_dir = cache_dir
         self.gpus = gpus  # > 1: worker k sees GPU k % gpus only
-        self.cores_per_worker = cores_per_worker  # None: the cores split evenly (pinned when > 1 worker)
+        self.cores_per_worker = cores_per_worker  # None: the cores split evenly (pinned when > 1 worker); 0: unpinned
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
