@@ -153,7 +153,7 @@ def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are
     """B = 500 and 1000 of N = 1000: XLA:CPU splits the gradient's reduction over the examples by the
     cores a process sees, so workers pinned to one core each wrote other float32 rows than a serial run
     on this 2-core machine (measured); unpinned (`cores_per_worker=0`, the CLI's --no-pin), each worker
-    sees what the serial run sees and the rows are byte-identical."""
+    sees what the serial run sees and the rows are byte-identical; so are a local Ray instance's."""
     cfg = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(500, 1000), n_trains=(1000,), steps=20, seeds=2)
 
     def rows(out, executor):
@@ -164,3 +164,8 @@ def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are
     serial = rows(tmp_path / "serial", workers.Serial())
     assert rows(tmp_path / "unpinned", workers.LocalWorkers(2, cores_per_worker=0)) == serial
     assert workers.assignments(2, 0, [0, 1], cores_per_worker=0) == (None, None)
+    try:
+        import ray  # noqa: F401  (installed by CI; Ray's workers are unpinned too)
+    except ImportError:
+        return
+    assert rows(tmp_path / "ray", workers.RayWorkers(None, num_cpus=2)) == serial
