@@ -1,6 +1,6 @@
 """Known answers for the analysis behind the README's headline numbers: B_opt on a grid and its
 uncertainty (Figs 4-7), the log-log slope of B_opt and its error (Figs 5-7, weak order), the Welch
-difference in standard errors and the parting rule of study 3 (departure), and Fig 9's Jarque-Bera
+difference in standard errors and the departure study's parting rule, and Fig 9's Jarque-Bera
 statistic and batch-variance ratio. Every input is synthetic, with an answer in closed form (or from an
 independent implementation in scipy); no training runs here, each test takes well under a second."""
 
@@ -212,7 +212,7 @@ def test_welch_is_nan_when_undefined():
     assert _common.mean_se([])[2] == 0 and math.isnan(_common.mean_se([7.0])[1])
 
 
-# --- the parting rule of study 3 (experiments/departure.py compare, parts and the ladder rule in main)
+# --- the departure study's parting rule (experiments/studies/departure.py: compare, parts and the ladder rule in summarize)
 
 LADDER = (0.1, 0.2, 0.4, 0.8, 1.6)
 SPREAD = np.array([-1.0, 0.0, 1.0])  # three seeds: sample s.d. 1, s.e. 1/sqrt(3) per side
