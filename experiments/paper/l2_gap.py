@@ -23,6 +23,7 @@ import sim
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 from . import fig3
+from .optimum import t_widening
 
 checks = sim.checks
 
@@ -72,18 +73,6 @@ def summarize(rows, cfg: Config) -> dict:
                 readings={"0.1 in the summed cost": 0.1, "0.1 on the mean loss": 0.1 * cfg.n_train})
 
 
-def _first_crossing(log_lams, gaps):
-    """ln lam where gaps (small minus full batch) first fall to zero, linear in ln lam between the two
-    ladder points that bracket it; -inf where the first gap is already <= 0, NaN where none is."""
-    if gaps[0] <= 0:
-        return -math.inf
-    for j in range(1, len(gaps)):
-        if gaps[j] <= 0:
-            t = gaps[j - 1] / (gaps[j - 1] - gaps[j])
-            return float(log_lams[j - 1] + t * (log_lams[j] - log_lams[j - 1]))
-    return math.nan
-
-
 def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
     """The lam (> 0) at which full batch catches B = 30 at the same lam: the zero of the accuracy gap
     along the ladder, interpolated in ln lam (an assumption between ladder points a factor 10 apart), with
@@ -92,8 +81,6 @@ def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
     correlation this ignores, so the interval errs wide. `lam` None where the gap never closes on the
     ladder; an interval end None where more than 2.5% of the draws close before the first or after the
     last lam."""
-    from scipy.stats import norm, t
-
     steps = [e for e in ladder if e["l2"] > 0 and e["small"][2] > 1 and e["full"][2] > 1]
     if len(steps) < 2:
         return dict(lam=None, ci95=[None, None], bracket=None)
@@ -101,15 +88,15 @@ def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
     mean = np.array([e["small"][0] - e["full"][0] for e in steps])
 
     def spread(e):
-        return t.ppf(0.975, e[2] - 1) / norm.ppf(0.975) * e[1]
+        return t_widening(e[2]) * e[1]
 
     sd = np.array([[spread(e["small"]), spread(e["full"])] for e in steps])
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((draws, len(steps), 2))
     gaps = mean + z[:, :, 0] * sd[:, 0] - z[:, :, 1] * sd[:, 1]
-    boot = np.array([_first_crossing(log_lams, g) for g in gaps])
+    boot = np.array([_common.first_fall(log_lams, g, 0.0) for g in gaps])
     boot = np.where(np.isnan(boot), math.inf, boot)  # never closes on the ladder: beyond its end
-    centre = _first_crossing(log_lams, mean)
+    centre = _common.first_fall(log_lams, mean, 0.0)
     low, high = np.percentile(boot, 2.5, method="lower"), np.percentile(boot, 97.5, method="higher")  # no inf - inf
     j = int(np.searchsorted(log_lams, centre)) if math.isfinite(centre) else None
     return dict(lam=math.exp(centre) if math.isfinite(centre) else None,

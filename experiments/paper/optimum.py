@@ -26,6 +26,8 @@ import warnings
 
 import numpy as np
 
+from ..runner.common import first_fall
+
 WINDOW = 2.0  # fit within a factor 2 of the best grid point: the peak's two neighbours on a
 # factor-2 grid, four more after refinement at 2^(1/2) spacing
 
@@ -70,15 +72,21 @@ def _estimate(log_b, means, *, maximise: bool, window: float, sigma=None):
     return float(np.clip(vertex, lo, hi)), "parabola", best  # clip: round-off at the window's edge
 
 
+def t_widening(n):
+    """t_{0.975, n-1} / z_{0.975}: how much wider a 95% interval from n samples is than a Gaussian one
+    (1.62 at n = 4, 1.18 at n = 8); n >= 2, elementwise."""
+    from scipy.stats import norm, t
+
+    return t.ppf(0.975, np.asarray(n) - 1) / norm.ppf(0.975)
+
+
 def _multiplier_draws(scores, rng, draws):
     """Seed-mean curves perturbed by Gaussian multipliers on the seeds' residuals, t-calibrated:
     mean + c sum_s g_s r_s / sqrt(n (n - 1)), g_s ~ N(0, 1), r_s = seed s's curve minus the mean. The
     draws' covariance is c^2 times the sample covariance of the mean (ddof = 1), the seeds' correlation
     across batch sizes kept, and continuous, where the percentile bootstrap over n seeds has only
     C(2n - 1, n) distinct resamples and a variance (n - 1)/n too small. c = t_{0.975, n-1} / z_{0.975}
-    (1.62 at n = 4, 1.18 at n = 8) widens the draws as a t interval widens a mean's for few seeds."""
-    from scipy.stats import norm, t
-
+    (`t_widening`) widens the draws as a t interval widens a mean's for few seeds."""
     finite = np.isfinite(scores)
     n_b = finite.sum(axis=0)  # seeds that did not diverge, per batch size
     mean = np.nanmean(scores, axis=0)
@@ -87,7 +95,7 @@ def _multiplier_draws(scores, rng, draws):
     safe = np.where(ok, n_b, 2)
     # Per batch size: the t factor and the 1/sqrt(n_b (n_b - 1)) of its own seed count (a diverged
     # seed's zero residual must not count as a seed).
-    scale = np.where(ok, t.ppf(0.975, safe - 1) / norm.ppf(0.975) / np.sqrt(safe * (safe - 1)), 0.0)
+    scale = np.where(ok, t_widening(safe) / np.sqrt(safe * (safe - 1)), 0.0)
     g = rng.standard_normal((draws, scores.shape[0]))
     return mean + (g @ resid) * scale
 
@@ -141,13 +149,9 @@ def _cliff(log_b, means, floor):
     if not finite.any():
         return math.nan
     best = int(np.argmax(np.where(finite, means, -np.inf)))
-    half = 0.5 * (floor + means[best])
-    for j in range(best, 0, -1):
-        lo = means[j - 1] if finite[j - 1] else floor  # every seed diverged: as bad as chance
-        if lo <= half:
-            t = (half - lo) / (means[j] - lo)
-            return float(log_b[j - 1] + t * (log_b[j] - log_b[j - 1]))
-    return math.nan
+    curve = np.where(finite, means, floor)  # every seed diverged: as bad as chance
+    ln_b = first_fall(log_b[best::-1], curve[best::-1], 0.5 * (floor + means[best]))  # leftwards from the peak
+    return ln_b if math.isfinite(ln_b) else math.nan
 
 
 def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int = 0) -> dict:
@@ -164,10 +168,9 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
         centre = _cliff(log_b, np.nanmean(scores, axis=0), floor)
         boot = np.array([_cliff(log_b, m, floor)
                          for m in _multiplier_draws(scores, np.random.default_rng(seed), draws)])
-    ok = boot[np.isfinite(boot)]
     # Draws without a cliff on the grid put it below the smallest B: they count at the grid's edge.
     low, high = ((np.exp(np.percentile(np.where(np.isfinite(boot), boot, log_b[0]), [2.5, 97.5])))
-                 if ok.size else (math.nan, math.nan))
+                 if np.isfinite(boot).any() else (math.nan, math.nan))
     return dict(b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
                 b_cliff_ci95=[float(low), float(high)], below_grid=not math.isfinite(centre),
                 log_draws=boot.tolist())
@@ -182,7 +185,7 @@ def slope(x, curves: list[dict], key: str = "b_opt") -> dict:
     ly = np.log([c[key] for c in curves])
     fit = float(np.polyfit(lx, ly, 1)[0])
     draws = min(len(c["log_draws"]) for c in curves)
-    rows = np.array([[c["log_draws"][k] for c in curves] for k in range(draws)]).reshape(draws, len(curves))
+    rows = np.array([c["log_draws"][:draws] for c in curves], float).T  # (draws, curves)
     rows = rows[np.isfinite(rows).all(axis=1)]
     boot = [np.polyfit(lx, r, 1)[0] for r in rows]
     low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)

@@ -113,7 +113,7 @@ def _executor(args, cache: str):
     if n < 1:
         raise InputError(f"workers must be >= 1 (got {n})")
     return workers.Serial() if n == 1 else workers.LocalWorkers(n, cache_dir=cache, gpus=workers.gpu_count(),
-                                                                cores_per_worker=0 if getattr(args, "no_pin", False) else None)
+                                                                cores_per_worker=0 if args.no_pin else None)
 
 
 @contextlib.contextmanager

@@ -108,6 +108,18 @@ def group_rows(rows, key):
     return out
 
 
+def first_fall(log_x, y, level):
+    """ln x where y, read in the given order, first falls to `level` or below: linear in ln x between
+    that point and the one before it; -inf where y[0] already is at or below, NaN where no point is."""
+    if y[0] <= level:
+        return -math.inf
+    for j in range(1, len(y)):
+        if y[j] <= level:
+            t = (level - y[j]) / (y[j - 1] - y[j])
+            return float(log_x[j] + t * (log_x[j - 1] - log_x[j]))
+    return math.nan
+
+
 def optimum_on_grid(grid, scores):
     """Grid value with the highest score, and its uncertainty as a factor: half a grid step either side
     in log space (the grid spacing is the floor on what a sweep can resolve)."""

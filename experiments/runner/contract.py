@@ -65,7 +65,7 @@ class Experiment:
     """One experiment: its name on the command line, a one-line summary, the config class, named
     presets ("tiny" and "quick" always; "paper" for the paper's figures; others such as "net"), and
     its stages. `needs` names experiments whose rows this one reads (from the same output folder),
-`optional` those it reads where they are there.
+    `optional` those it reads where they are there.
     `evaluate` is given as "module:function" so that it can be shipped to a worker by name."""
 
     name: str
