@@ -22,9 +22,9 @@ FIG4 = {e.name: e for e in batch_size.EXPERIMENTS}["fig4"]
 CFG = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(1, 2, 5, 10, 20), n_trains=(50,), steps=30, seeds=2)
 
 
-def _sweep(out, executor):
-    return run_sweep("fig4", out, batch_size.grid(CFG), seeds=[0, 1], evaluate=FIG4.evaluate,
-                     shape=FIG4.shape, chunk_size=FIG4.chunk_size, executor=executor)
+def _sweep(out, executor, cfg=CFG, chunk_size=FIG4.chunk_size):
+    return run_sweep("fig4", out, batch_size.grid(cfg), seeds=[0, 1], evaluate=FIG4.evaluate,
+                     shape=FIG4.shape, chunk_size=chunk_size, executor=executor)
 
 
 def _lines(out):
@@ -49,13 +49,15 @@ def test_local_workers_write_exactly_the_rows_of_a_serial_run(serial, tmp_path):
 
 def test_worker_assignments_one_gpu_or_one_core_set_each():
     """Several GPUs: one per worker, round robin (4 workers on 2 GPUs: 0, 1, 0, 1), cores unpinned;
-    CPU: disjoint core sets covering the machine, or c cores each when asked; one unpinned worker."""
+    CPU: disjoint core sets covering the machine, or c cores each when asked, or none (c = 0); one
+    unpinned worker."""
     assert workers.assignments(4, 2, [0, 1, 2, 3]) == ([0, 1, 0, 1], None)
     assert workers.assignments(2, 0, [0, 1, 2, 3]) == (None, [{0, 2}, {1, 3}])
     assert workers.assignments(1, 0, [4, 5], cores_per_worker=1) == (None, [{4}])
     assert workers.assignments(2, 1, [0, 1, 2, 3], cores_per_worker=2) == (None, [{0, 1}, {2, 3}])
     assert workers.assignments(1, 0, [0, 1]) == (None, None)
     assert workers.assignments(3, 0, [0, 1]) == (None, None)  # more workers than cores: no pinning
+    assert workers.assignments(2, 0, [0, 1], cores_per_worker=0) == (None, None)  # --no-pin
 
 
 def test_one_worker_per_gpu_writes_the_serial_rows(serial, tmp_path):
@@ -156,16 +158,14 @@ def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are
     sees what the serial run sees and the rows are byte-identical; so are a local Ray instance's."""
     cfg = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(500, 1000), n_trains=(1000,), steps=20, seeds=2)
 
-    def rows(out, executor):
-        run_sweep("fig4", out, batch_size.grid(cfg), seeds=[0, 1], evaluate=FIG4.evaluate, shape=FIG4.shape,
-                  chunk_size=1, executor=executor)
-        return _lines(out)
+    def rows(name, executor):
+        _sweep(tmp_path / name, executor, cfg, chunk_size=1)
+        return _lines(tmp_path / name)
 
-    serial = rows(tmp_path / "serial", workers.Serial())
-    assert rows(tmp_path / "unpinned", workers.LocalWorkers(2, cores_per_worker=0)) == serial
-    assert workers.assignments(2, 0, [0, 1], cores_per_worker=0) == (None, None)
+    serial = rows("serial", workers.Serial())
+    assert rows("unpinned", workers.LocalWorkers(2, cores_per_worker=0)) == serial
     try:
         import ray  # noqa: F401  (installed by CI; Ray's workers are unpinned too)
     except ImportError:
         return
-    assert rows(tmp_path / "ray", workers.RayWorkers(None, num_cpus=2)) == serial
+    assert rows("ray", workers.RayWorkers(None, num_cpus=2)) == serial
