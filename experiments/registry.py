@@ -9,6 +9,7 @@ from .runner.contract import Experiment
 MODULES = (
     "experiments.paper.fig1_2",
     "experiments.paper.fig3",
+    "experiments.paper.setups",
     "experiments.paper.batch_size",
     "experiments.paper.fig9",
     "experiments.paper.l2_gap",
@@ -22,6 +23,7 @@ MODULES = (
     "experiments.studies.noise_shape",
     "experiments.studies.svag",
     "experiments.studies.bopt_prediction",
+    "experiments.studies.cliff",
 )
 
 SECTIONS = {"paper": "the paper's figures", "studies": "beyond the paper: SGD against its SDE",

@@ -3,6 +3,7 @@
 from ._base import Constant as Constant
 from ._base import Model as Model
 from ._base import trainable_filter as trainable_filter
+from ._data import INPUTS as INPUTS
 from ._data import MNIST_ENV as MNIST_ENV
 from ._data import DataError as DataError
 from ._data import Dataset as Dataset
@@ -17,6 +18,8 @@ from ._data import quadratic_problem as quadratic_problem
 from ._data import read_idx as read_idx
 from ._models import LogisticRegression as LogisticRegression
 from ._models import Quadratic as Quadratic
+from ._models import ACTIVATIONS as ACTIVATIONS
+from ._models import INITS as INITS
 from ._models import ShallowNet as ShallowNet
 from ._models import TwoWells as TwoWells
 from ._models import two_wells_profile as two_wells_profile

@@ -47,6 +47,15 @@ class Model(eqx.Module):
         forming per-example gradients. None (the default) lets sim/ fall back to per-example VJPs."""
         return None
 
+    def diagnostic_names(self) -> tuple[str, ...]:
+        """Names of the model's own diagnostics (e.g. the fraction of dead ReLU units), recorded beside
+        the metrics at every record step; () (the default) records none."""
+        return ()
+
+    def diagnostics(self, x: Array) -> Float[Array, " k"]:
+        """The diagnostics named by `diagnostic_names`, for the training inputs x (n, ...)."""
+        return jnp.zeros((0,), x.dtype)
+
 
 def softmax_cross_entropy(logits: Float[Array, " n"], label: Array) -> Float[Array, ""]:
     return jax.nn.logsumexp(logits) - logits[label]

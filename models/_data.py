@@ -169,7 +169,25 @@ def _balanced_draw(labels: np.ndarray, groups, per_group: int, rng: np.random.Ge
     return np.sort(np.concatenate(chosen))
 
 
-def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, name, dtype):
+INPUTS = ("pixels", "centred", "standardised")
+
+
+def _preprocess(x_train: np.ndarray, x_test: np.ndarray, inputs: str):
+    """Pixels in [0, 1] ("pixels", the default), or shifted by the training set's per-pixel mean
+    ("centred"), or shifted by the mean and divided by the standard deviation of all training pixels
+    ("standardised": one scale for every pixel, PyTorch's MNIST convention; a per-pixel scale would
+    blow up the pixels that are almost always blank). Statistics from the training set only."""
+    if inputs == "pixels":
+        return x_train, x_test
+    if inputs == "centred":
+        mean = x_train.mean(axis=0)
+        return x_train - mean, x_test - mean
+    mean, std = x_train.mean(), x_train.std()
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, name, dtype,
+            inputs="pixels"):
     if pool.x_test is None:
         x_test, y_test = pool.x_train[test_idx], pool.y_train[test_idx]
     else:
@@ -179,11 +197,15 @@ def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, n
         y_train = rng.integers(0, n_classes, y_train.shape[0]).astype(np.int32)
         y_test = rng.integers(0, n_classes, y_test.shape[0]).astype(np.int32)
     dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)  # JAX's default float
+    if inputs not in INPUTS:
+        raise DataError(f"inputs must be one of {', '.join(INPUTS)} (got {inputs!r})")
     scale = dtype.type(1 / 255)
+    x_train, x_test = _preprocess(pool.x_train[train_idx] * scale, x_test * scale, inputs)
+    name = name if inputs == "pixels" else f"{name}-{inputs}"
     return Dataset(
-        jnp.asarray(pool.x_train[train_idx] * scale, dtype),
+        jnp.asarray(x_train, dtype),
         jnp.asarray(y_train, jnp.int32),
-        jnp.asarray(x_test * scale, dtype),
+        jnp.asarray(x_test, dtype),
         jnp.asarray(y_test, jnp.int32),
         n_classes,
         name,
@@ -198,13 +220,15 @@ def binary_task(
     random_labels: bool = False,
     seed: int = 0,
     dtype=None,
+    inputs: str = "pixels",
 ) -> Dataset:
     """The paper's binary task for the linear model: `n_train` balanced examples, labels 0/1.
 
     split "0-4v5-9" (default: digits 0-4 are class 0, 5-9 class 1) or "0v1" (on which a linear model
     is perfect on test at any lam; see docs/mathematics.md, "Choices the paper leaves open"). The test set is every other example of those
     digits (embedded data) or the whole MNIST test split of those digits (full MNIST).
-    `random_labels` replaces train and test labels by fair coin flips.
+    `random_labels` replaces train and test labels by fair coin flips. `inputs`: "pixels" in [0, 1]
+    (default), "centred" or "standardised" (`_preprocess`; statistics of the training set).
     """
     if split not in BINARY_SPLITS:
         raise DataError(f"unknown binary split {split!r} (choose from {', '.join(BINARY_SPLITS)})")
@@ -222,7 +246,7 @@ def binary_task(
     positive = np.array(groups[1])
     relabel = lambda y: np.isin(y, positive).astype(np.int32)  # noqa: E731
     name = f"mnist-{split}" + ("-random" if random_labels else "")
-    return _finish(pool, train_idx, test_idx, relabel, 2, rng, random_labels, name, dtype)
+    return _finish(pool, train_idx, test_idx, relabel, 2, rng, random_labels, name, dtype, inputs)
 
 
 def multiclass_task(
@@ -232,9 +256,11 @@ def multiclass_task(
     random_labels: bool = False,
     seed: int = 0,
     dtype=None,
+    inputs: str = "pixels",
 ) -> Dataset:
     """All ten digits: `n_train` training examples, balanced over digits; the rest (embedded data)
-    or the MNIST test split (full MNIST) for test. The shallow net's task (Figs 3-9)."""
+    or the MNIST test split (full MNIST) for test. The shallow net's task (Figs 3-9). `inputs`:
+    "pixels" in [0, 1] (default), "centred" or "standardised" (`_preprocess`)."""
     if n_train < 10:
         raise DataError(f"n_train must be >= 10 for ten balanced classes (got {n_train})")
     pool = load_mnist() if pool is None else pool
@@ -245,7 +271,7 @@ def multiclass_task(
     else:
         test_idx = np.arange(pool.y_test.shape[0])
     name = "mnist-10" + ("-random" if random_labels else "")
-    return _finish(pool, train_idx, test_idx, lambda y: y, 10, rng, random_labels, name, dtype)
+    return _finish(pool, train_idx, test_idx, lambda y: y, 10, rng, random_labels, name, dtype, inputs)
 
 
 def quadratic_problem(hessian, noise_covariance, *, n_train: int, w0, seed: int = 0):

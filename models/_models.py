@@ -41,14 +41,34 @@ class LogisticRegression(Model):
         return residual**2 * (jnp.sum(x**2, axis=1) + extra)
 
 
-class ShallowNet(Model):
-    """ReLU MLP mapping inputs to class logits; the paper's net is 784-800-10 (one hidden layer).
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.01),
+    "tanh": jnp.tanh,
+    "gelu": jax.nn.gelu,
+    "softplus": jax.nn.softplus,
+}
+INITS = ("default", "glorot", "he")
 
-    Layers are `equinox.nn.Linear` with its default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    for weights and biases (PyTorch's `nn.Linear` default too).
+
+class ShallowNet(Model):
+    """MLP mapping inputs to class logits; the paper's net is 784-800-10 (one hidden ReLU layer).
+
+    activation: "relu" (default), "leaky_relu" (negative slope 0.01), "tanh", "gelu" or "softplus".
+    init: "default" is `equinox.nn.Linear`'s own, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
+    biases (PyTorch's `nn.Linear` default too); "glorot" is Glorot-uniform weights,
+    U(-sqrt(6/(fan_in + fan_out)), +), with zero biases (TensorFlow/Keras' default); "he" is He-normal
+    weights, N(0, 2/fan_in), with zero biases. The weights of every init come from the same key.
+
+    Diagnostics (`diagnostic_names`): a ReLU unit inactive on every training example is dead (its
+    gradient is zero on every batch, so SGD can never revive it): `dead_fraction` is the fraction of
+    hidden units dead, over all hidden layers (with `dead_fraction_layer<k>` per layer when there are
+    several). Other activations have no dead units; for them the same count, a unit whose
+    pre-activation is negative on every training example, is `negative_fraction`.
     """
 
     layers: tuple[eqx.nn.Linear, ...]
+    activation: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -58,14 +78,48 @@ class ShallowNet(Model):
         depth: int = 1,
         *,
         key: PRNGKeyArray,
+        activation: str = "relu",
+        init: str = "default",
         dtype=None,
     ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} (got {activation!r})")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)} (got {init!r})")
         sizes = [n_inputs] + [width] * depth + [n_classes]
         keys = jr.split(key, len(sizes) - 1)
-        self.layers = tuple(
-            eqx.nn.Linear(n_in, n_out, key=k, dtype=dtype)
-            for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys)
-        )
+        layers = []
+        for n_in, n_out, k in zip(sizes[:-1], sizes[1:], keys):
+            layer = eqx.nn.Linear(n_in, n_out, key=k, dtype=dtype)
+            if init != "default":
+                shape, dt = layer.weight.shape, layer.weight.dtype
+                if init == "glorot":
+                    limit = (6.0 / (n_in + n_out)) ** 0.5
+                    weight = jr.uniform(k, shape, dt, -limit, limit)
+                else:
+                    weight = jr.normal(k, shape, dt) * (2.0 / n_in) ** 0.5
+                layer = eqx.tree_at(lambda lin: (lin.weight, lin.bias), layer,
+                                    (weight, jnp.zeros_like(layer.bias)))
+            layers.append(layer)
+        self.layers = tuple(layers)
+        self.activation = activation
+
+    def diagnostic_names(self) -> tuple[str, ...]:
+        name = "dead_fraction" if self.activation == "relu" else "negative_fraction"
+        hidden = len(self.layers) - 1
+        return (name,) + (tuple(f"{name}_layer{k + 1}" for k in range(hidden)) if hidden > 1 else ())
+
+    def diagnostics(self, x):
+        """Fraction of hidden units whose pre-activation is <= 0 on every example of x (n, d): overall,
+        then per layer when there are several (`diagnostic_names`)."""
+        per_layer, h = [], x
+        for layer in self.layers[:-1]:
+            z = h @ layer.weight.T + (0.0 if layer.bias is None else layer.bias)
+            per_layer.append(jnp.all(z <= 0, axis=0))
+            h = ACTIVATIONS[self.activation](z)
+        overall = jnp.mean(jnp.concatenate(per_layer)).astype(x.dtype)
+        parts = [overall] + ([jnp.mean(d).astype(x.dtype) for d in per_layer] if len(per_layer) > 1 else [])
+        return jnp.stack(parts)
 
     def logits(self, x: Float[Array, " d"]) -> Float[Array, " n_classes"]:
         return self._forward(x)[0]
@@ -77,7 +131,7 @@ class ShallowNet(Model):
         for k, layer in enumerate(self.layers):
             inputs.append(x)
             z = layer(x) if shifts is None else layer(x) + shifts[k]
-            x = jax.nn.relu(z) if k < len(self.layers) - 1 else z
+            x = ACTIVATIONS[self.activation](z) if k < len(self.layers) - 1 else z
         return x, inputs
 
     def loss(self, x, y):

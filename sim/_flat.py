@@ -99,8 +99,14 @@ class FlatModel(eqx.Module):
 
         return jax.lax.map(squared_norm, (x, y), batch_size=min(chunk, x.shape[0]))
 
-    def metrics(self, w, data: Dataset, chunk: int = 2048) -> Float[Array, "3"]:
-        """[train loss (mean l_i), test accuracy, test cross-entropy (mean l_i on test)]."""
+    @property
+    def diagnostic_names(self) -> tuple[str, ...]:
+        """The model's own diagnostics (`Model.diagnostic_names`), recorded after the three METRICS."""
+        return self.rest.diagnostic_names()
+
+    def metrics(self, w, data: Dataset, chunk: int = 2048) -> Float[Array, " k"]:
+        """[train loss (mean l_i), test accuracy, test cross-entropy (mean l_i on test), then the
+        model's diagnostics on the training inputs (`diagnostic_names`; none for most models)]."""
         model = self.model(w)
 
         def per_example(xy):
@@ -111,7 +117,10 @@ class FlatModel(eqx.Module):
 
         train = mean(data.x_train, data.y_train)
         test = mean(data.x_test, data.y_test)
-        return jnp.stack([train[0], test[1], test[0]])
+        base = jnp.stack([train[0], test[1], test[0]])
+        if not self.diagnostic_names:
+            return base
+        return jnp.concatenate([base, model.diagnostics(data.x_train).astype(base.dtype)])
 
 
 METRICS = ("train_loss", "test_accuracy", "test_xent")

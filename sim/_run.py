@@ -239,6 +239,7 @@ def to_trajectory(kind, flat, records, record_steps, time_per_step, params, dive
         diverged_step=np.asarray(diverged_step),
         config=config,
         flat=flat,
+        diagnostics={name: records[:, :, 3 + k].T.copy() for k, name in enumerate(flat.diagnostic_names)},
     )
 
 

@@ -17,6 +17,8 @@ class Trajectory:
     params: (S, p) final flat parameters (SDE: the last finite ones of a diverged seed; SGD: whatever
         they became, typically NaN).
     diverged_step: (S,) the SGD-equivalent step at which the parameters became non-finite; -1 if never.
+    diagnostics: the model's own diagnostics at the same records (`Model.diagnostic_names`, e.g. the
+        fraction of dead ReLU units), name -> (S, R); empty for a model without any.
     """
 
     kind: str
@@ -29,6 +31,7 @@ class Trajectory:
     diverged_step: np.ndarray
     config: dict
     flat: FlatModel = dataclasses.field(repr=False)
+    diagnostics: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_seeds(self) -> int:
@@ -38,10 +41,21 @@ class Trajectory:
     def diverged(self) -> np.ndarray:
         return self.diverged_step >= 0
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """METRICS, then the model's diagnostics."""
+        return METRICS + tuple(self.diagnostics)
+
     def metric(self, name: str) -> np.ndarray:
+        if name in self.diagnostics:
+            return self.diagnostics[name]
         if name not in METRICS:
-            raise KeyError(f"unknown metric {name!r} (choose from {', '.join(METRICS)})")
+            raise KeyError(f"unknown metric {name!r} (choose from {', '.join(self.metric_names)})")
         return getattr(self, name)
+
+    def finals(self, s: int) -> dict:
+        """Seed s's final value of every metric and diagnostic (NaN after divergence)."""
+        return {name: float(self.metric(name)[s, -1]) for name in self.metric_names}
 
     def summary(self, name: str) -> tuple[float, float, int]:
         """(mean, standard error, number of finite seeds) of a metric's final value over seeds."""

@@ -23,7 +23,6 @@ from collections.abc import Callable
 import jax.random as jr
 import numpy as np
 
-import models
 import sim
 
 from ..runner import common as _common
@@ -35,7 +34,7 @@ checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     lrs: tuple = param((0.1,), checks.positive, help="learning rates eps")
     momenta: tuple = param((0.9,), checks.momentum, help="momenta m")
     n_trains: tuple = param((1000,), checks.integer, low=10, help="training-set sizes N")
@@ -50,6 +49,11 @@ class Config:
     refine: bool = param(False, help="add batch sizes at 2^(1/2) spacing around each peak of the coarse grid "
                                      "(and beyond a peak at its edge): an adaptive grid")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+    landscape: bool = param(False, help="also measure each trained net's landscape: top eigenvalue of the "
+                                        "mean-loss Hessian (Lanczos), its trace (Hutchinson) and |w|^2 (~2 s "
+                                        "per run at N = 1000)")
+    evidence: bool = param(False, help="with landscape: also the Laplace log evidence (SLQ, Gaussian prior "
+                                       "lam = 1 + l2; ~30 s per run at N = 1000)")
 
     def check(self):
         if len(set(self.batch_sizes)) < 2:
@@ -75,7 +79,9 @@ def grid(cfg: Config) -> list[dict]:
                 for b in cfg.batch_sizes:
                     if b <= n:
                         out.append(dict(lr=lr, momentum=m, n_train=n, batch_size=b, steps=cfg.steps_for(lr, n),
-                                        l2=cfg.l2, data=source))
+                                        l2=cfg.l2, data=source, **_common.setup_of(cfg),
+                                        **({"landscape": True} if cfg.landscape else {}),
+                                        **({"evidence": True} if cfg.landscape and cfg.evidence else {})))
     return out
 
 
@@ -83,23 +89,23 @@ def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[
     """Momentum SGD for a chunk of points of one (N, B, steps), every point and seed side by side in
     one compiled loop with per-run learning rates and momenta; one row per point and seed."""
     first = chunk[0]
-    data = models.multiclass_task(_common.pool(first["data"]), n_train=first["n_train"])
-    nets = [models.ShallowNet(key=jr.fold_in(jr.key(0), s)) for s in seeds]
+    data = _common.net_data(first)
+    nets = [_common.net(first, jr.fold_in(jr.key(0), s)) for s in seeds]
     key = jr.fold_in(jr.key(1), int(point_hash(experiment, first)[:7], 16))
     traj = sim.run_sgd(nets * len(chunk), data, batch_size=first["batch_size"], steps=first["steps"],
                        lr=[p["lr"] for p in chunk for _ in seeds],
                        momentum=[p["momentum"] for p in chunk for _ in seeds],
                        l2=[p["l2"] for p in chunk for _ in seeds], key=key, record_every=first["steps"])
     out = []
-    for i, _ in enumerate(chunk):
+    for i, p in enumerate(chunk):
         per_seed = []
-        for j, _ in enumerate(seeds):
+        for j, s in enumerate(seeds):
             r = i * len(seeds) + j
-            div = int(traj.diverged_step[r])
-            per_seed.append(dict(test_accuracy=float(traj.test_accuracy[r, -1]),
-                                 test_xent=float(traj.test_xent[r, -1]),
-                                 train_loss=float(traj.train_loss[r, -1]),
-                                 diverged=div >= 0, diverged_step=div if div >= 0 else None))
+            row = _common.final_row(traj, r)
+            if p.get("landscape") and not row["diverged"]:
+                row.update(_common.landscape(traj.model(r), data, key=jr.fold_in(jr.key(3), s),
+                                             evidence=p.get("evidence", False), l2=p["l2"]))
+            per_seed.append(row)
         out.append(per_seed)
     return out
 

@@ -19,7 +19,6 @@ import functools
 import jax.random as jr
 import numpy as np
 
-import models
 import sim
 
 from ..runner import common as _common
@@ -30,7 +29,7 @@ step_cost = _common.step_cost
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps (the paper: 1)")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     l2: float = param(0.0, checks.non_negative, help="L2 lam in the summed cost C")
@@ -50,7 +49,7 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     source = _common.data_source(cfg.mnist)
     return [dict(lr=cfg.lr, momentum=cfg.momentum, l2=cfg.l2, batch_size=b, steps=cfg.steps,
-                 record_every=cfg.record_every, n_train=cfg.n_train, data=source,
+                 record_every=cfg.record_every, n_train=cfg.n_train, data=source, **_common.setup_of(cfg),
                  **({"record_early": True} if cfg.record_early else {}))
             for b in (cfg.small_batch, cfg.n_train)]
 
@@ -59,8 +58,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD for each point (one batch size, one compile) and each seed: trajectories."""
     out = []
     for p in points:
-        data = models.multiclass_task(_common.pool(p["data"]), n_train=p["n_train"])
-        nets = [models.ShallowNet(key=jr.fold_in(jr.key(0), s)) for s in seeds]
+        data = _common.net_data(p)
+        nets = [_common.net(p, jr.fold_in(jr.key(0), s)) for s in seeds]
         traj = sim.run_sgd(nets, data, lr=p["lr"], momentum=p["momentum"], l2=p["l2"],
                            batch_size=p["batch_size"], steps=p["steps"],
                            key=jr.fold_in(jr.key(1), p["batch_size"]),
@@ -74,6 +73,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                 test_xent=traj.test_xent[s].tolist(), train_loss=traj.train_loss[s].tolist(),
                 final_test_accuracy=float(traj.test_accuracy[s, -1]),
                 final_test_xent=float(traj.test_xent[s, -1]), diverged=div >= 0,
+                **{f"{name}_curve": traj.diagnostics[name][s].tolist() for name in traj.diagnostics},
+                **{f"final_{name}": float(traj.diagnostics[name][s, -1]) for name in traj.diagnostics},
                 diverged_step=div if div >= 0 else None))
         out.append(per_seed)
     return out
