@@ -79,7 +79,7 @@ def _check_sizes(name, value):
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     batch_size: int = param(30, help="the paper's panel: batch size B")
     batch_sizes: tuple = param((1, 2, 4, 8, 16, 32, 64, 128, 256), _check_sizes,
                                help="batch sizes at which the noise's shape is measured")
@@ -204,16 +204,17 @@ def grid(cfg: Config) -> list[dict]:
     return [dict(batch_size=cfg.batch_size, batch_sizes=tuple(cfg.batch_sizes),
                  qq_batch_sizes=tuple(cfg.qq_batch_sizes), random_directions=cfg.random_directions,
                  top_directions=cfg.top_directions, train_steps=tuple(cfg.train_steps),
-                 batches=cfg.batches, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))]
+                 batches=cfg.batches, n_train=cfg.n_train, data=_common.data_source(cfg.mnist),
+                 **_common.setup_of(cfg))]
 
 
 def evaluate_points(points, seeds, pool):
     out = []
     for p in points:
-        data = models.multiclass_task(pool, n_train=p["n_train"])
+        data = models.multiclass_task(pool, n_train=p["n_train"], inputs=p.get("inputs", "pixels"))
         per_seed = []
         for seed in seeds:
-            net = models.ShallowNet(key=jr.fold_in(jr.key(0), seed))
+            net = _common.net(p, jr.fold_in(jr.key(0), seed))
             rng = np.random.default_rng(seed)
             row = dict(_paper_panel(net, data, p, rng), states=[])
             for i, steps in enumerate(p["train_steps"]):

@@ -29,7 +29,7 @@ checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps (see fig3 on the paper's eps = 1)")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     l2s: tuple = param((0.0, 0.1, 1.0, 10.0, 100.0, 1000.0), checks.non_negative,
@@ -47,7 +47,7 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     source = _common.data_source(cfg.mnist)
     return [dict(lr=cfg.lr, momentum=cfg.momentum, l2=lam, batch_size=b, steps=cfg.steps, record_every=cfg.steps,
-                 n_train=cfg.n_train, data=source)
+                 n_train=cfg.n_train, data=source, **_common.setup_of(cfg))
             for lam in cfg.l2s for b in (cfg.small_batch, cfg.n_train)]
 
 

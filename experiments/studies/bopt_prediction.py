@@ -14,7 +14,6 @@ import math
 
 import jax.random as jr
 
-import models
 import sim
 
 from ..paper import batch_size as _batch_size
@@ -25,7 +24,7 @@ checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps of the measured run")
     momentum: float = param(0.9, checks.momentum, help="momentum m of the measured run")
     batch_size: int = param(30, checks.integer, help="batch size B of the measured run")
@@ -43,17 +42,17 @@ class Config:
 
 def grid(cfg: Config) -> list[dict]:
     return [dict(lr=cfg.lr, momentum=cfg.momentum, batch_size=cfg.batch_size, n_train=cfg.n_train,
-                 checkpoints=list(cfg.checkpoints), probes=cfg.probes, data=_common.data_source(cfg.mnist))]
+                 checkpoints=list(cfg.checkpoints), probes=cfg.probes, data=_common.data_source(cfg.mnist), **_common.setup_of(cfg))]
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD from each seed's initialisation; B_simple and B_noise at every checkpoint."""
     out = []
     for p in points:
-        data = models.multiclass_task(_common.pool(p["data"]), n_train=p["n_train"])
+        data = _common.net_data(p)
         per_seed = []
         for seed in seeds:
-            model = models.ShallowNet(key=jr.fold_in(jr.key(0), seed))
+            model = _common.net(p, jr.fold_in(jr.key(0), seed))
             done, values = 0, []
             for k, target in enumerate(p["checkpoints"]):
                 if target > done:

@@ -24,7 +24,7 @@ checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
     lrs: tuple = param((0.05, 0.1, 0.2, 0.4), checks.positive, help="learning rates eps")
     noise_scales: tuple = param((1.0, 4.0, 16.0), checks.positive, help="target noise scales g")
@@ -38,7 +38,7 @@ class Config:
 
 def grid(cfg: Config) -> list[dict]:
     """Per dynamics, target g and eps: B = N / (g (1 - m)/eps + 1) rounded into [1, N], steps = T N / eps."""
-    base = dict(model=cfg.model, momentum=cfg.momentum, l2=cfg.l2, n_train=cfg.n_train,
+    base = dict(**_common.setup_of(cfg), model=cfg.model, momentum=cfg.momentum, l2=cfg.l2, n_train=cfg.n_train,
                 data=_common.data_source(cfg.mnist))
     points = []
     for dynamics in ("sgd", "sde"):

@@ -20,7 +20,6 @@ import json
 import jax.random as jr
 import numpy as np
 
-import models
 import sim
 
 from ..runner import common as _common
@@ -35,7 +34,7 @@ def check_scheme(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps")
     batch_size: int = param(30, help="batch size B, in [1, N]")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
@@ -59,7 +58,8 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     base = dict(lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2, steps=cfg.steps,
                 n_seeds=cfg.seeds, n_train=cfg.n_train, width=cfg.width, record_every=cfg.record_every,
-                **({"record_early": True} if cfg.record_early else {}), seed=cfg.seed, data=_common.data_source(cfg.mnist))
+                **({"record_early": True} if cfg.record_early else {}), seed=cfg.seed, data=_common.data_source(cfg.mnist),
+                **_common.setup_of(cfg))
     return [dict(base, dynamics="sgd"), dict(base, dynamics="sde", refinement=cfg.refinement, scheme=cfg.scheme)]
 
 
@@ -68,10 +68,10 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     point's n_seeds says); one row per seed: final values and the recorded curves."""
     out = []
     for p in points:
-        data = models.multiclass_task(_common.pool(p["data"]), n_train=p["n_train"], seed=p["seed"])
+        data = _common.net_data(p, seed=p["seed"])
         init_key, sgd_key, sde_key = jr.split(jr.key(p["seed"]), 3)
         keys = jr.split(init_key, p["n_seeds"])
-        nets = [models.ShallowNet(width=p["width"], key=keys[s]) for s in seeds]
+        nets = [_common.net(p, keys[s], width=p["width"]) for s in seeds]
         common = dict(lr=p["lr"], batch_size=p["batch_size"], steps=p["steps"], momentum=p["momentum"],
                       l2=p["l2"], record_every=p["record_every"], record_early=p.get("record_early", False))
         if p["dynamics"] == "sgd":

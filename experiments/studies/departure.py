@@ -43,7 +43,7 @@ METRICS = ("train_loss", "test_accuracy", "test_xent")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (784-800-10)")
     noise_scale: float = param(4.0, checks.positive, help="the fixed noise scale g = eps (N/B - 1)")
     lrs: tuple = param((0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), checks.positive,
@@ -71,7 +71,7 @@ class Config:
 
 def grid(cfg: Config) -> list[dict]:
     """SGD on every rung, then the SDE at each refinement on every rung."""
-    base = dict(model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
+    base = dict(**_common.setup_of(cfg), model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
     rungs = cfg.rungs()
     points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
     return points + [dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs]

@@ -24,7 +24,7 @@ RESULTS = (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize)  
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
     lr: float = param(1.0, checks.positive, help="learning rate eps")
     batch_size: int = param(800, help="batch size B, in [1, N]")
@@ -47,7 +47,7 @@ class Config:
 def grid(cfg: Config) -> list[dict]:
     return [dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
                  steps=cfg.steps, n_train=cfg.n_train, k=cfg.k, probes=cfg.probes,
-                 lanczos_steps=cfg.lanczos_steps, data=_common.data_source(cfg.mnist))]
+                 lanczos_steps=cfg.lanczos_steps, data=_common.data_source(cfg.mnist), **_common.setup_of(cfg))]
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
@@ -58,7 +58,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         per_seed = []
         for seed in seeds:
             init_key, sgd_key, measure_key = jr.split(jr.key(seed), 3)
-            data, make_model = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"], seed=seed)
+            data, make_model = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"], seed=seed,
+                                            **_common.setup_of(p))
             traj = sim.run_sgd(make_model(init_key), data, lr=p["lr"], batch_size=p["batch_size"],
                                momentum=p["momentum"], l2=p["l2"], steps=p["steps"], key=sgd_key,
                                record_every=p["steps"])

@@ -49,7 +49,7 @@ def check_part(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     h_sharp: float = param(50.0, checks.positive, help="escape: curvature of the sharp minimum")
     h_flat: float = param(2.0, checks.positive, help="escape: curvature of the flat minimum")
     distance: float = param(2.0, checks.positive, help="escape: distance between the minima along w_1")
@@ -94,7 +94,7 @@ def grid(cfg: Config) -> list[dict]:
                   record_every=max(1, steps // 50), seeds=cfg.escape_seeds)
     points = [dict(escape, dynamics=d) for d in DYNAMICS]
     if cfg.net:
-        net = dict(part="net", lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, steps=cfg.steps,
+        net = dict(**_common.setup_of(cfg), part="net", lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, steps=cfg.steps,
                    n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
         points += [dict(net, dynamics=d) for d in DYNAMICS]
     return points

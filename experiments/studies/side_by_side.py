@@ -28,7 +28,7 @@ METRICS = ("train_loss", "test_accuracy", "test_xent", "top_eigenvalue", "log_ev
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
     lr: float = param(0.1, checks.positive, help="learning rate eps")
     batch_size: int = param(10, help="batch size B, in [1, N]")
@@ -48,7 +48,7 @@ class Config:
 
 
 def grid(cfg: Config) -> list[dict]:
-    base = dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
+    base = dict(**_common.setup_of(cfg), model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
                 steps=cfg.steps, record_every=cfg.record_every, n_train=cfg.n_train,
                 data=_common.data_source(cfg.mnist), **({"record_early": True} if cfg.record_early else {}))
     return [dict(base, dynamics="sgd", refinement=1)] + [dict(base, dynamics="sde", refinement=r)

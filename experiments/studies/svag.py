@@ -32,7 +32,7 @@ METRICS = ("train_loss", "test_accuracy", "test_xent", "w_norm_sq", "grad_norm_s
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_common.NetSetup):
     model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
     lr: float = param(0.4, checks.positive, help="learning rate eps")
     batch_size: int = param(32, help="batch size B, in [1, N]")
@@ -52,7 +52,7 @@ class Config:
 
 
 def grid(cfg: Config) -> list[dict]:
-    base = dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
+    base = dict(**_common.setup_of(cfg), model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
                 steps=cfg.steps, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
     roads = ([dict(base, dynamics="sgd")] + [dict(base, dynamics="sde", refinement=r) for r in cfg.refinements]
              + [dict(base, dynamics="svag", l=l) for l in cfg.ls])
@@ -76,7 +76,7 @@ def _closeness(flat, w, x, y):
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     out = []
     for p in points:
-        data, make = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"])
+        data, make = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"], **_common.setup_of(p))
         inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
         common = dict(lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
                       steps=p["steps"], record_every=p["steps"])
