@@ -14,6 +14,7 @@ MODULES = (
     "experiments.paper.fig9",
     "experiments.paper.l2_gap",
     "experiments.paper.g_curve",
+    "experiments.paper.minima",
     "experiments.studies.compare",
     "experiments.studies.measure",
     "experiments.studies.side_by_side",

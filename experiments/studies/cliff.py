@@ -215,8 +215,7 @@ EXPERIMENTS = (
     Experiment(
         name="cliff", summary="SGD and its SDE through the small-batch cliff: accuracy and dead units against B and N",
         config=Config,
-        presets={"tiny": Config(n_trains=(100, 200), batch_sizes=(2, 8, 32), steps=60, records=3, seeds=2,
-                                landscape=True),
+        presets={"tiny": Config(n_trains=(100, 200), batch_sizes=(4, 32), steps=40, records=2, seeds=2),
                  "quick": Config(),
                  "paper": Config(n_trains=(500, 1000, 4000), batch_sizes=(2, 4, 8, 16, 32, 64, 128), seeds=4,
                                  fine_n=500)},
