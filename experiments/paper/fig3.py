@@ -16,7 +16,6 @@ trains. `--lr 1` runs eps = 1 undampened.
 import dataclasses
 import functools
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -56,6 +55,8 @@ def grid(cfg: Config) -> list[dict]:
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD for each point (one batch size, one compile) and each seed: trajectories."""
+    import jax.random as jr
+
     out = []
     for p in points:
         data = _common.net_data(p)

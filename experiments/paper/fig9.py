@@ -22,9 +22,6 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 
 import models
@@ -103,6 +100,8 @@ class Config(_common.NetSetup):
 
 def _component_gradients(flat, w, data, chunk=100):
     """Per-example gradients of the component with the largest variance, two chunked passes."""
+    import jax
+    import jax.numpy as jnp
 
     def grads(x, y):
         return jax.vmap(lambda xi, yi: jax.grad(lambda v: flat.losses(v, xi[None], yi[None])[0])(w))(x, y)
@@ -145,6 +144,8 @@ def _cluster_spread(x):
 
 
 def _paper_panel(net, data, p, rng):
+    import jax
+
     flat, w = sim.FlatModel.split(net)
     chunk = math.gcd(p["n_train"], 100)
     comp, j = jax.jit(lambda w: _component_gradients(flat, w, data, chunk))(w)
@@ -168,6 +169,8 @@ def _bootstrap_skew_se(means, rng, resamples=100):
 
 def _shape(model, data, p, key, rng):
     """Exact and Monte Carlo shape statistics of the batch noise on the top-F and random directions."""
+    import jax.random as jr
+
     k_top, k_rand = jr.split(key)
     top = sim.noise_top_directions(model, data, key=k_top, k=p["top_directions"])
     n_params = sim.FlatModel.split(model)[1].shape[0]
@@ -209,6 +212,8 @@ def grid(cfg: Config) -> list[dict]:
 
 
 def evaluate_points(points, seeds, pool):
+    import jax.random as jr
+
     out = []
     for p in points:
         data = models.multiclass_task(pool, n_train=p["n_train"], inputs=p.get("inputs", "pixels"))

@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 import math
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -62,6 +61,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD per point over the seeds (initialisation of seed s from fold_in(key(0), s), batches
     from fold_in(key(1), B), as in Fig 3); final metrics and the dead (or negative) fraction."""
+    import jax.random as jr
+
     out = []
     for p in points:
         data = _common.net_data(p)

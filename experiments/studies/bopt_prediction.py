@@ -12,8 +12,6 @@ predictions next to the measured B_opt, with the log-ratio error of each.
 import dataclasses
 import math
 
-import jax.random as jr
-
 import sim
 
 from ..paper import batch_size as _batch_size
@@ -47,6 +45,8 @@ def grid(cfg: Config) -> list[dict]:
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD from each seed's initialisation; B_simple and B_noise at every checkpoint."""
+    import jax.random as jr
+
     out = []
     for p in points:
         data = _common.net_data(p)

@@ -17,7 +17,6 @@ B = 2 ... 128, 4 seeds, and r = 4 at N = 500.
 import dataclasses
 import math
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -71,6 +70,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Each point: SGD or its SDE over the seeds (one compiled loop); per seed the final metrics, the
     dead fraction along training, and the landscape at the end."""
+    import jax.random as jr
+
     out = []
     for p in points:
         traj, data = _common.train(p, _common.pool(p["data"]), seeds,

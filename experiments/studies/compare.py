@@ -17,7 +17,6 @@ their steps): each row holds one seed's recorded curves and final values.
 import dataclasses
 import json
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -66,6 +65,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Each point's dynamics over all its seeds at once (the seeds share one compiled run, as the
     point's n_seeds says); one row per seed: final values and the recorded curves."""
+    import jax.random as jr
+
     out = []
     for p in points:
         data = _common.net_data(p, seed=p["seed"])

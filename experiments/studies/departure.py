@@ -30,7 +30,6 @@ r = 2): 9 minutes on 2 cores, most of it the SDE's full pass over the data per s
 import dataclasses
 import math
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -79,6 +78,8 @@ def grid(cfg: Config) -> list[dict]:
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Final metrics per seed; at SGD's final parameters also B_simple, NSR_B and lambda_max."""
+    import jax.random as jr
+
     out = []
     for p in points:
         traj, data = _common.train(p, _common.pool(p["data"]), seeds, sde=dict(refinement=p["refinement"]),

@@ -11,7 +11,6 @@ A sweep of one point, run with one seed (--seed): its row holds every measuremen
 import dataclasses
 import json
 
-import jax.random as jr
 import numpy as np
 
 import sim
@@ -53,6 +52,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Train (SGD), then `sim.summary` of the trained model; a diverged run is a row without
     measurements. `names` keeps the order of the measurements."""
+    import jax.random as jr
+
     out = []
     for p in points:
         per_seed = []

@@ -27,7 +27,6 @@ part 2 with 4 seeds of 1,000 steps; about 6 minutes on 2 cores.
 import dataclasses
 import math
 
-import jax.random as jr
 import numpy as np
 
 import models
@@ -111,6 +110,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
 
 def _escape(p):
     """The fraction of the point's seeds beyond the barrier along SDE time (one row)."""
+    import jax.random as jr
+
     model, data = models.escape_problem(np.diag(p["noise_diagonal"]), h_sharp=p["h_sharp"], h_flat=p["h_flat"],
                                         distance=p["distance"], valley=p["valley"], n_train=p["n_train"], seed=1)
     common = dict(lr=p["lr"], batch_size=p["batch_size"], steps=p["steps"], n_seeds=p["seeds"],
@@ -125,6 +126,8 @@ def _escape(p):
 
 def _net(p, seeds):
     """The net: final metrics, the test-accuracy curve and the top Hessian eigenvalue, per seed."""
+    import jax.random as jr
+
     sde = None if p["dynamics"] == "sgd" else dict(noise=NOISES[p["dynamics"]], scheme="semi-implicit")
     traj, data = _common.train(dict(p, model="net"), _common.pool(p["data"]), seeds, sde=sde, lr=p["lr"],
                                batch_size=p["batch_size"], momentum=p["momentum"], steps=p["steps"],

@@ -14,9 +14,7 @@ steps, 24 seeds. `--preset net`: the 784-800-10 net, N = 1000, eps = 0.1, B = 30
 
 import dataclasses
 
-import jax.random as jr
 import numpy as np
-from scipy.stats import ks_2samp
 
 import sim
 
@@ -58,6 +56,8 @@ def grid(cfg: Config) -> list[dict]:
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Per point and seed: curves, final values, top eigenvalue and (linear model, lam > 0) the log
     evidence ratio of the final parameters."""
+    import jax.random as jr
+
     out = []
     for p in points:
         traj, data = _common.train(p, _common.pool(p["data"]), seeds,
@@ -86,6 +86,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
 def summarize(rows: list[dict], cfg: Config) -> dict:
     """Per SDE and metric: the KS test against SGD and both mean ± s.e.; diverged runs per dynamics;
     the mean curves' inputs for the figure."""
+    from scipy.stats import ks_2samp
+
     groups = {}
     for row in rows:
         c = row["config"]

@@ -18,9 +18,7 @@ Quick: the linear model (binary task, N = 800), eps = 0.4, B = 32, lam = 1, 250 
 import dataclasses
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
-from scipy.stats import ks_2samp
 
 import sim
 
@@ -74,6 +72,8 @@ def _closeness(flat, w, x, y):
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    import jax.random as jr
+
     out = []
     for p in points:
         data, make = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"], **_common.setup_of(p))
@@ -134,6 +134,8 @@ def _along(rows: list[dict], cfg: Config, finest: dict) -> dict:
 
 
 def summarize(rows: list[dict], cfg: Config) -> dict:
+    from scipy.stats import ks_2samp
+
     groups = {}
     for row in rows:
         if row["config"]["steps"] == cfg.steps:

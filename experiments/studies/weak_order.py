@@ -26,10 +26,7 @@ Each sweep point is one simulated level, its seeds summarised (or listed) inside
 import dataclasses
 import math
 
-import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
-from scipy.linalg import expm, solve_continuous_lyapunov
 
 import models
 import sim
@@ -105,6 +102,9 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
 
 def _simulate(point):
     """Quadratic: mean and s.e. of |w_T|^2 over the point's seeds, simulated by EM (Diffrax)."""
+    import jax.numpy as jnp
+    import jax.random as jr
+
     model, data = models.quadratic_problem(A, F, n_train=N, w0=jnp.asarray(W0, jnp.float32), seed=1)
     traj = sim.run_sde(model, data, lr=point["lr"], batch_size=point["batch_size"], steps=point["steps"],
                        refinement=point["refinement"], key=jr.key(point["refinement"]),
@@ -115,6 +115,8 @@ def _simulate(point):
 
 def _linear_level(p):
     """Linear model: final train loss and test cross-entropy per seed at one refinement, on the shared path."""
+    import jax.random as jr
+
     data = models.binary_task(_common.pool(p["data"]), n_train=p["n_train"])
     traj = sim.run_sde(models.LogisticRegression(), data, lr=p["lr"], batch_size=p["batch_size"],
                        steps=p["steps"], l2=p["l2"], refinement=p["refinement"],
@@ -125,6 +127,8 @@ def _linear_level(p):
 
 
 def exact_sde(cfg):
+    from scipy.linalg import expm, solve_continuous_lyapunov
+
     g = sim.noise_scale(cfg.lr, N, cfg.batch_size)
     t = cfg.steps * cfg.lr / N
     decay = expm(-A * t)
