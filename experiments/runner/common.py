@@ -175,16 +175,17 @@ def landscape(model, data, *, key, evidence: bool = False, prior: float = EVIDEN
     import sim
 
     k_top, k_trace, k_ev = jr.split(key, 3)
-    top = sim.hessian_top_eigenvalues(model, data, key=k_top, k=1, lanczos_steps=LANDSCAPE["lanczos_steps"])
-    trace = sim.hessian_trace(model, data, key=k_trace, probes=LANDSCAPE["trace_probes"])
     _, w = sim.FlatModel.split(model)
+    p = w.shape[0]
+    top = sim.hessian_top_eigenvalues(model, data, key=k_top, k=1, lanczos_steps=min(LANDSCAPE["lanczos_steps"], p))
+    trace = sim.hessian_trace(model, data, key=k_trace, probes=LANDSCAPE["trace_probes"])
     w = np.asarray(w, dtype=float)
     out = dict(sharpness=float(top.values[0]), sharpness_bound=float(top.error_bounds[0]),
                sharpness_steps=int(top.steps_used), hessian_trace=trace.value, hessian_trace_se=trace.error,
                w_norm_sq=float(w @ w))
     if evidence:
         ev = sim.log_evidence(model, data, l2=prior + l2, key=k_ev, probes=LANDSCAPE["slq_probes"],
-                              lanczos_steps=LANDSCAPE["slq_steps"])
+                              lanczos_steps=min(LANDSCAPE["slq_steps"], p))
         out.update(log_evidence=ev.log_evidence, log_evidence_ratio=ev.log_evidence_ratio,
                    log_evidence_se=ev.error, log_evidence_truncation=ev.truncation,
                    evidence_dropped=ev.n_dropped, evidence_prior=prior + l2)
