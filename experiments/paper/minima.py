@@ -117,15 +117,15 @@ def _spearman_ci(points, measure, draws, rng):
     interval (points resampled with replacement)."""
     pairs = np.array([(p["test_accuracy"], p[measure]) for p in points
                       if math.isfinite(p["test_accuracy"]) and math.isfinite(p.get(measure, math.nan))])
-    if len(pairs) < 4:
-        return None
+    if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
+        return None  # too few points, or a constant measure: no rank correlation
     rho = _common.spearman(pairs[:, 0], pairs[:, 1])
     boot = []
     for _ in range(draws):
         sample = pairs[rng.integers(0, len(pairs), len(pairs))]
         if np.ptp(sample[:, 0]) > 0 and np.ptp(sample[:, 1]) > 0:
             boot.append(_common.spearman(sample[:, 0], sample[:, 1]))
-    low, high = np.percentile(boot, [2.5, 97.5])
+    low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)
     return dict(rho=rho, ci95=[float(low), float(high)], points=len(pairs))
 
 
