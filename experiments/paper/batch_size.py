@@ -55,11 +55,11 @@ class Config(_common.NetSetup):
                                        "lam = 1 + l2; ~30 s per run at N = 1000)")
 
     def check(self):
-        if len(set(self.batch_sizes)) < 2:
-            raise sim.InputError("batch-sizes needs at least two values (an optimum needs a curve)")
         for b in self.batch_sizes:
             if b > max(self.n_trains):
                 raise sim.InputError(f"batch-sizes: B = {b} exceeds N = {max(self.n_trains)} (impossible point)")
+        if len(set(self.batch_sizes)) < 2:
+            raise sim.InputError("batch-sizes needs at least two distinct values (an optimum needs a curve)")
 
     def steps_for(self, lr, n_train=None):
         if self.budget_n > 0 and n_train is not None:
@@ -256,7 +256,8 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         ci = np.array([o["b_opt_ci95"] for o in opt.values()])
         ax2 = axes[0, 1]
         ax2.errorbar(x, y, yerr=[np.subtract(y, ci[:, 0]), np.subtract(ci[:, 1], y)], marker="o", ls="none",
-                     capsize=3, label="B_opt (95% bootstrap interval)")
+                     capsize=3, label="B_opt (95% bootstrap interval)" if numbers["seeds"] >= 4
+                     else "B_opt (bootstrap interval, < 4 seeds)")
         xs = np.geomspace(min(x), max(x), 20)
         centre_x, centre_y = np.exp(np.mean(np.log(x))), np.exp(np.mean(np.log(y)))  # the fit's centroid
         lo, hi = numbers["slope_ci95"]
@@ -329,10 +330,15 @@ class _Figure:
 
 
 def _caption(cfg: Config) -> str:
-    return (f"Shallow net, momentum SGD, {cfg.seeds} seed(s), steps {cfg.steps}"
-            + (f" x {cfg.budget_lr}/eps" if cfg.budget_lr else "")
-            + (f" x N/{cfg.budget_n}" if cfg.budget_n else "") + f", eps {cfg.lrs}, "
-            f"m {cfg.momenta}, N {cfg.n_trains}. Shaded and bars: B_opt's 95% bootstrap interval over seeds "
+    def values(v):
+        return ", ".join(f"{x:g}" for x in v)
+
+    interval = ("B_opt's 95% bootstrap interval over seeds" if cfg.seeds >= 4 else
+                f"B_opt's bootstrap interval over {cfg.seeds} seed(s) (fewer than 4: not a 95% interval)")
+    return (f"784-800-10 net{_common.setup_label(cfg)}, momentum SGD, {cfg.seeds} seed(s), steps {cfg.steps}"
+            + (f" x {cfg.budget_lr:g}/eps" if cfg.budget_lr else "")
+            + (f" x N/{cfg.budget_n}" if cfg.budget_n else "") + f", eps {values(cfg.lrs)}, "
+            f"m {values(cfg.momenta)}, N {values(cfg.n_trains)}. Shaded and bars: {interval} "
             f"(parabola in ln B near the peak); triangles: the small-batch cliff, where accuracy is half-way "
             f"from its peak to chance.")
 
