@@ -181,8 +181,12 @@ def figure(summary, cfg: Config, out) -> None:
             axes[0].errorbar([c["b_cliff"]], [0.05], xerr=[[c["b_cliff"] - lo], [hi - c["b_cliff"]]], color=color,
                              marker="v", ls="none", ms=6, capsize=2)
     axes[0].axhline(CHANCE, color="grey", lw=0.8, ls=":")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     for ax in axes:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].set(xlabel="batch size B", ylabel="test accuracy (mean, 95% interval)",
                 title="accuracy; triangles: the cliff with its 95% interval")
     axes[1].set(xlabel="batch size B", ylabel="fraction of hidden units dead", title="dead ReLU units at the end")
