@@ -2,6 +2,7 @@
 built from this registry. Each module named here defines `EXPERIMENTS`, a tuple of
 `runner.contract.Experiment` records."""
 
+import dataclasses
 import importlib
 
 from .runner.contract import Experiment
@@ -30,17 +31,56 @@ MODULES = (
 SECTIONS = {"paper": "the paper's figures", "studies": "beyond the paper: SGD against its SDE",
             "tools": "tools"}
 
+# Wall time per preset on the 2-core CPU the reference runs were made on, compilation included, as
+# measured (README, commit messages); a preset not listed shows "?" in `sgd-sde list`.
+TIMES = {
+    "fig1": {"quick": "18 s"},
+    "fig2": {"quick": "18 s"},
+    "fig3": {"quick": "59 s", "paper": "582 s (2 workers)"},
+    "fig8": {"quick": "60 s", "paper": "584 s (2 workers)"},
+    "fig8-l2": {"paper": "~40 min (2 workers)"},
+    "fig4": {"quick": "125 s", "paper": "238 s"},
+    "fig5": {"quick": "190 s", "paper": "1,691 s (2 workers)"},
+    "fig6": {"quick": "362 s", "paper": "1,779 s (2 workers)", "paper-epochs": "~2 h"},
+    "fig7": {"quick": "147 s", "paper": "3,650 s (one core)"},
+    "fig9": {"quick": "99 s", "paper": "403 s"},
+    "compare": {"quick": "~75 s"},
+    "side-by-side": {"quick": "17 s", "net": "359 s"},
+    "collapse": {"quick": "26 s", "net": "362 s"},
+    "departure": {"quick": "75 s", "net": "520 s"},
+    "weak-order": {"quick": "63 s"},
+    "noise-shape": {"quick": "182 s"},
+    "svag": {"quick": "100 s", "net": "900 s"},
+    "bopt-prediction": {"quick": "11 s"},
+}
+
 
 def experiments() -> dict[str, Experiment]:
-    """name -> Experiment, in the order of `MODULES`."""
+    """name -> Experiment, in the order of `MODULES`, each with its measured `times`."""
     out = {}
     for name in MODULES:
         for experiment in importlib.import_module(name).EXPERIMENTS:
             if experiment.name in out:
                 raise TypeError(f"experiment {experiment.name} registered twice")
+            if experiment.name in TIMES:
+                if experiment.times:
+                    raise TypeError(f"experiment {experiment.name}: times given in its module and in TIMES")
+                experiment = dataclasses.replace(experiment, times=TIMES[experiment.name])
             out[experiment.name] = experiment
     return out
 
 
+def aliases(experiments: dict[str, Experiment]) -> dict[str, str]:
+    """Other names the command line takes: the name of a sweep that several experiments share (fig1-2,
+    the rows of fig1 and fig2, as its progress lines and its rows file name it) -> the first of them."""
+    out = {}
+    for experiment in experiments.values():
+        if experiment.results_name not in experiments:
+            out.setdefault(experiment.results_name, experiment.name)
+    return out
+
+
 def get(name: str) -> Experiment:
-    return experiments()[name]
+    """The experiment of that name (or alias, `aliases`)."""
+    found = experiments()
+    return found[aliases(found).get(name, name)]

@@ -1,14 +1,17 @@
 """The `sgd-sde` command, built from the registry. Bad input: one line on stderr, exit code 2,
-nothing written.
+nothing written; `--help`, `list` and bad input answer without importing JAX.
 
 Every experiment is an `Experiment` record (`runner.contract`): its presets are the starting
 configurations (`--preset NAME`, with `--tiny`, `--quick` and `--paper` as short forms), its config
-fields the options (`--batch-size` for `batch_size`), each field's help its help.
+fields the options (`--batch-size` for `batch_size`), each field's help its help. Outputs go to
+`results/` unless `--out` says otherwise (`figures/` holds the committed reference runs).
 """
 
 import argparse
 import contextlib
 import dataclasses
+import difflib
+import importlib.util
 import os
 import pathlib
 import sys
@@ -18,9 +21,33 @@ from . import common as _common
 from .contract import flag, validate
 
 
+OUT = "results"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"sgd-sde: error: {message}\n")
+
+    def _check_value(self, action, value):
+        """argparse's choice check, with "did you mean" for a near miss; an unknown experiment points
+        to `sgd-sde list` rather than listing every name."""
+        if action.choices is None or value in action.choices:
+            return
+        close = difflib.get_close_matches(str(value), [str(c) for c in action.choices], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(None, f"unknown experiment {value!r}{hint} (`sgd-sde list` lists them)")
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint} "
+                                             f"(choose from {', '.join(map(str, action.choices))})")
+
+
+def _shown(value) -> str:
+    """A default as it would be typed on the command line: 0.1, relu, 1,3,10, true, none."""
+    if isinstance(value, tuple):
+        return ",".join(_shown(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _option_type(field):
@@ -52,22 +79,30 @@ _SHORT = {"tiny": "a seconds-long smoke run (tests)", "quick": "the quick config
           "paper": "the paper-scale configuration"}
 
 
-def _parser(experiments) -> argparse.ArgumentParser:
-    parser = _Parser(prog="sgd-sde", description="SGD and its SDE (Smith & Le 2018).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the experiments")
+def _parser(experiments, aliases) -> argparse.ArgumentParser:
+    parser = _Parser(prog="sgd-sde", description="SGD and its SDE (Smith & Le 2018). `sgd-sde list` lists the "
+                                                 "experiments with their run times.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="command")
+    sub.add_parser("list", help="list the experiments and their run times")
+    also = {}
+    for alias, name in aliases.items():
+        also.setdefault(name, []).append(alias)
     for name, exp in experiments.items():
         module = sys.modules[exp.grid.__module__]
-        p = sub.add_parser(name, help=exp.summary, description=(module.__doc__ or exp.summary).strip(),
+        p = sub.add_parser(name, aliases=also.get(name, []), help=exp.summary,
+                           description=(module.__doc__ or exp.summary).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         # One starting configuration at a time: two would leave the reader guessing which one ran.
         start = p.add_mutually_exclusive_group()
         for preset, text in _SHORT.items():
             if preset in exp.presets:
-                start.add_argument(f"--{preset}", dest="preset", action="store_const", const=preset, help=text)
+                took = f" ({exp.times[preset]} on 2 cores)".replace("%", "%%") if preset in exp.times else ""
+                start.add_argument(f"--{preset}", dest="preset", action="store_const", const=preset,
+                                   help=text + took)
         start.add_argument("--preset", choices=list(exp.presets), default=None,
                            help="start from a named configuration (flags still override it; default quick)")
-        p.add_argument("--out", default="figures", help="output folder (default: figures)")
+        p.add_argument("--out", default=OUT, help=f"output folder (default: {OUT}; figures/ holds the "
+                                                  "committed reference runs)")
         where = p.add_mutually_exclusive_group()
         where.add_argument("--workers", type=int, default=None,
                            help="run chunks in N local processes (default: one per GPU, else half the "
@@ -82,10 +117,26 @@ def _parser(experiments) -> argparse.ArgumentParser:
         quick = exp.presets["quick"]
         for field in dataclasses.fields(exp.config):
             text = field.metadata.get("help", "")
-            default = f"quick: {getattr(quick, field.name)!r}"
+            default = f"quick: {_shown(getattr(quick, field.name))}".replace("%", "%%")
             p.add_argument("--" + flag(field.name), dest=field.name, default=None, type=_option_type(field),
                            help=f"{text} ({default})" if text else default)
     return parser
+
+
+def _list(experiments, aliases) -> None:
+    print("sgd-sde NAME [--tiny | --quick | --paper | --preset NAME]; wall time of each preset on 2 cores, "
+          "compilation included (?: not measured)")
+    also = {}
+    for alias, name in aliases.items():
+        also.setdefault(name, []).append(alias)
+    for section, title in registry.SECTIONS.items():
+        names = [e for e in experiments.values() if e.section == section]
+        if names:
+            print(f"\n{title}:")
+            for e in names:
+                alias = f" (also {', '.join(also[e.name])})" if e.name in also else ""
+                print(f"  {e.name:<17}{e.summary}{alias}")
+                print(f"  {'':<17}  " + ", ".join(f"{preset} {e.times.get(preset, '?')}" for preset in e.presets))
 
 
 def _enable_compilation_cache() -> str:
@@ -97,21 +148,23 @@ def _enable_compilation_cache() -> str:
     return str(cache)
 
 
-def _executor(args, cache: str):
-    """Where chunks run: --ray, --workers N, or the machine's default (`workers.default_workers`)."""
+def _check_where(args) -> None:
+    """Bad --workers or --ray, refused before anything starts."""
     from sim import InputError
 
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"workers must be >= 1 (got {args.workers})")
+    if args.ray is not None and importlib.util.find_spec("ray") is None:
+        raise InputError("--ray needs Ray: pip install -e \".[ray]\"")
+
+
+def _executor(args, cache: str):
+    """Where chunks run: --ray, --workers N, or the machine's default (`workers.default_workers`)."""
     from . import workers
 
     if args.ray is not None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise InputError("--ray needs Ray: pip install -e \".[ray]\"") from None
         return workers.RayWorkers(None if args.ray == "local" else args.ray, cache_dir=cache)
     n = args.workers if args.workers is not None else workers.default_workers()
-    if n < 1:
-        raise InputError(f"workers must be >= 1 (got {n})")
     return workers.Serial() if n == 1 else workers.LocalWorkers(n, cache_dir=cache, gpus=workers.gpu_count(),
                                                                 cores_per_worker=0 if args.no_pin else None)
 
@@ -130,19 +183,15 @@ def _timing():
 
 def main(argv=None) -> int:
     experiments = registry.experiments()
-    args = _parser(experiments).parse_args(argv)
+    aliases = registry.aliases(experiments)
+    args = _parser(experiments, aliases).parse_args(argv)
     if args.command == "list":
-        for section, title in registry.SECTIONS.items():
-            names = [e for e in experiments.values() if e.section == section]
-            if names:
-                print(f"{title}:")
-                for e in names:
-                    print(f"  {e.name:<17}{e.summary}")
+        _list(experiments, aliases)
         return 0
     from models import DataError, load_mnist
     from sim import InputError
 
-    exp = experiments[args.command]
+    exp = experiments[aliases.get(args.command, args.command)]
     try:
         base = exp.presets[args.preset or "quick"]
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
@@ -151,20 +200,17 @@ def main(argv=None) -> int:
         out = pathlib.Path(args.out)
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
-        from .sweep import Results, load_rows
-
-        Results(exp.results_name, out).check()
-        for need in exp.needs:
-            load_rows(need, out, needed_by=exp.name, preset=args.preset)
+        _check_where(args)
         mnist = getattr(cfg, "mnist", None)
         if mnist is not None or os.environ.get("SGD_SDE_MNIST"):
             load_mnist(mnist)  # a missing or corrupt file fails here, before any output
+        from .sweep import prepare, run
+
+        prepared = prepare(exp, cfg, out, preset=args.preset)  # every check that reads: nothing written yet
         cache = _enable_compilation_cache()
         executor = _executor(args, cache)
-        from .sweep import run
-
         with _timing() as report:
-            run(exp, cfg, out, executor=executor, preset=args.preset)
+            run(exp, cfg, out, executor=executor, preset=args.preset, prepared=prepared)
         print(report())
     except (InputError, DataError) as err:
         print(f"sgd-sde: error: {err}", file=sys.stderr)

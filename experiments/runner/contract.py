@@ -65,7 +65,8 @@ class Experiment:
     """One experiment: its name on the command line, a one-line summary, the config class, named
     presets ("tiny" and "quick" always; "paper" for the paper's figures; others such as "net"), and
     its stages. `needs` names experiments whose rows this one reads (from the same output folder),
-    `optional` those it reads where they are there.
+    `optional` those it reads where they are there. `times`: the measured wall time of each preset on
+    2 cores, compilation included (`sgd-sde list` shows them; a preset without one shows "?").
     `evaluate` is given as "module:function" so that it can be shipped to a worker by name."""
 
     name: str
@@ -86,11 +87,15 @@ class Experiment:
     refine: Callable[[list[dict], Any], list[dict]] | None = None  # more points, from the rows so far
     cost: Callable[[dict], float] = lambda point: float(point.get("steps", 1))  # relative run time (ETA)
     results: str | None = None  # results file stem, when several experiments share one sweep
+    times: Mapping[str, str] = dataclasses.field(default_factory=dict)  # preset -> wall time on 2 cores ("~85 s")
 
     def __post_init__(self):
         missing = {"tiny", "quick"} - set(self.presets)
         if missing:
             raise TypeError(f"experiment {self.name}: presets {sorted(missing)} missing")
+        unknown = set(self.times) - set(self.presets)
+        if unknown:
+            raise TypeError(f"experiment {self.name}: times of presets {sorted(unknown)} it does not have")
 
     @property
     def results_name(self) -> str:

@@ -88,6 +88,7 @@ def run_sweep(
     label: str | None = None,
     executor=None,
     cost: Callable[[dict], float] = lambda point: 1.0,
+    announce: bool = True,
 ) -> list[dict]:
     """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
     of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
@@ -96,7 +97,8 @@ def run_sweep(
     function of the point (points of one chunk share their seeds). `executor`: where chunks run
     (`workers.Serial()` by default, `workers.LocalWorkers(n)`, `workers.RayWorkers(address)`); this
     process alone appends rows, each chunk's as soon as it finishes. `cost(point)`: its relative run
-    time, for the progress bar's ETA (progress is shown in points, weighted by cost)."""
+    time, for the progress bar's ETA (progress is shown in points, weighted by cost). `announce`: say
+    how many points the file already holds (`run` says it itself, first)."""
     from . import workers
 
     seeds_of = seeds if callable(seeds) else (lambda point: seeds)
@@ -110,7 +112,7 @@ def run_sweep(
     chunks = [idx[k : k + chunk_size] for idx in by_shape.values() for k in range(0, len(idx), chunk_size)]
     todo = [c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds_of(points[i]))]
     n_todo = sum(len(c) for c in todo)
-    if n_todo < len(points):
+    if announce and n_todo < len(points):
         print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
               flush=True)
     if not todo:
@@ -150,43 +152,125 @@ def run_sweep(
 
 @contextlib.contextmanager
 def driver_lock(out: pathlib.Path, stem: str):
-    """One driver per results file: a second one on the same folder fails at once with one line
-    (the lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies)."""
+    """One driver per results file: a second one on the same folder fails at once with one line.
+    The lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies. The driver
+    removes the lock file when it is done, and the folders it created if they are still empty (a run
+    that fails before its first row leaves no trace). Removing a lock file is safe because a driver
+    holds the lock only if the path still names the file it locked (else it opens the new one)."""
     import fcntl
 
     import sim
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f".{stem}.lock"
-    handle = open(path, "a")
+    created = [d for d in (out, *out.parents) if not d.exists()]
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise sim.InputError(f"cannot create the output folder {out} ({err.strerror})") from None
+    path = out / f".{stem}.lock"
+    while True:
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise sim.InputError(f"another sgd-sde is already running {stem} in {out}: wait for it to finish, "
+                                 f"or choose another --out") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:  # the driver before us removed it after we opened it
+            pass
         handle.close()
-        raise sim.InputError(f"another sgd-sde is already running {stem} in {out}: wait for it to finish, "
-                             f"or choose another --out") from None
     try:
         yield
     finally:
+        os.unlink(path)
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+        for folder in created:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: outputs were written
+                break
 
 
-def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None = None) -> dict:
-    """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
-    (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the summary, the
-    figure; prints the report and returns the summary."""
+def check_data(points: list[dict]) -> None:
+    """Refuse, before anything is written, a point whose training set its MNIST cannot supply (a
+    point that draws MNIST names it, "data", with its N, "n_train", and its binary split, "split",
+    where it has one): `models.check_draw`."""
+    import models
+
+    from . import common
+
+    for source, n_train, split in sorted({(p["data"], p["n_train"], p.get("split")) for p in points
+                                          if "data" in p and "n_train" in p}, key=repr):
+        models.check_draw(common.pool(source), n_train, split=split)
+
+
+def prepare(experiment, cfg, out: pathlib.Path, *, preset: str | None = None) -> tuple[dict, list[dict]]:
+    """What `run` reads before it writes anything: the config's checks, the rows of the experiments
+    this one reads, the grid and the data its points draw. Bad input raises `sim.InputError` or
+    `models.DataError` here, with nothing written. Returns (inputs, points)."""
     from .contract import validate
 
     validate(cfg)
+    out = pathlib.Path(out)
+    Results(experiment.results_name, out).check()
     inputs = {name: load_rows(name, out, needed_by=experiment.name, preset=preset) for name in experiment.needs}
     inputs.update({name: load_rows(name, out) for name in experiment.optional if Results(name, out).path.exists()})
     points = experiment.grid(cfg)
+    check_data(points)
+    return inputs, points
+
+
+def _resume_note(experiment, cfg, out: pathlib.Path, points: list[dict]) -> str | None:
+    """The first line of a run that finds rows in its file: how many of its points are there (the
+    refinements they imply included), whether it resumes or only redraws, and how to recompute."""
+    name = experiment.results_name
+    results = Results(name, out)
+    done = results.load()
+    if not done:
+        return None
+    known = list(points)
+    for round_ in range(9):  # the points `run` would reach without computing anything new
+        hashes = [point_hash(name, p) for p in known]
+        complete = [all((h, s) in done for s in experiment.seeds(cfg, p)) for h, p in zip(hashes, known)]
+        if not all(complete) or not experiment.refine or round_ == 8:
+            break
+        rows = [done[(h, s)] for h, p in zip(hashes, known) for s in experiment.seeds(cfg, p)]
+        extra = [p for p in experiment.refine(rows, cfg) if point_hash(name, p) not in set(hashes)]
+        if not extra:
+            break
+        known += extra
+    finished = sum(complete)
+    if finished == 0:
+        return None
+    if finished == len(known):
+        return (f"{name}: all {finished} points already in {results.path}: redrawing; "
+                "delete that file or pass --out to recompute")
+    return (f"{name}: {finished} of {len(known)} points already in {results.path}: resuming; "
+            "delete that file or pass --out to recompute")
+
+
+def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None = None,
+        prepared: tuple[dict, list[dict]] | None = None) -> dict:
+    """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
+    (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the summary, the
+    figure; prints the report and returns the summary. `prepared`: what `prepare` returned for these
+    arguments (the command line prepares first, so that bad input fails before JAX is imported)."""
+    out = pathlib.Path(out)
+    inputs, points = prepared if prepared is not None else prepare(experiment, cfg, out, preset=preset)
+    points = list(points)
     with driver_lock(out, experiment.results_name):
+        note = _resume_note(experiment, cfg, out, points)
+        if note:
+            print(note, flush=True)
+
         def sweep(points):
             return run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
                              evaluate=experiment.evaluate, shape=experiment.shape,
-                             chunk_size=experiment.chunk_size, executor=executor, cost=experiment.cost)
+                             chunk_size=experiment.chunk_size, executor=executor, cost=experiment.cost,
+                             announce=False)
 
         rows = sweep(points)
         for _ in range(8 if experiment.refine else 0):  # an adaptive grid: refine until nothing is new
