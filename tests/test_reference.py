@@ -49,9 +49,9 @@ def test_momentum_sgd_matches_numpy_loop():
 
 
 def test_dampened_momentum_at_eps_is_ours_at_eps_times_one_minus_m():
-    """The reading of the paper's eps = 1 (fig3): dampened momentum, v <- m v + (1 - m) grad,
-    w <- w - eps v (TensorFlow/Keras style), at eps = 1 moves w exactly as our undampened momentum at
-    eps (1 - m) = 0.1 (v_dampened = (1 - m) v_ours). Written independently in numpy, float64: 1e-12
+    """Dampened momentum, v <- m v + (1 - m) grad, w <- w - eps v (PyTorch's dampening = m; not the
+    paper's, TensorFlow's or Keras' form, which are undampened), at eps = 1 moves w exactly as our
+    undampened momentum at eps (1 - m) = 0.1 (v_dampened = (1 - m) v_ours). Written independently in numpy, float64: 1e-12
     relative. Dampened at the SAME eps differs by a factor ~10 in the step (checked too)."""
     x, y, w, b = small_logistic(N, D)
     eps, m, batch, steps = 1.0, 0.9, 5, 40

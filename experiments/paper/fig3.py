@@ -4,13 +4,13 @@
 lam = 0.1 in the summed cost C (Fig 8, where in the paper it closes the gap between small-batch and
 full-batch training); test accuracy and test cross-entropy over training, mean and s.e. over seeds
 (one initialisation per seed, shared between the two batch sizes).
-The paper writes eps = 1. Measured here: at eps = 1, m = 0.9 our undampened momentum (v <- m v + g,
-w <- w - eps v; the paper's own equations) stays at chance (test accuracy 0.10-0.16 at B = 30 after
-1,500 updates with five initialisations, 0.90-0.91 at B = 1000). Dampened momentum (v <- m v + (1 - m) g,
-TensorFlow/Keras style) at eps is exactly undampened momentum at eps (1 - m) (v_damp = (1 - m) v, same
-w path, same g = eps_undamp (N/B - 1)/(1 - m)): eps = 1 dampened is eps = 0.1 undampened here. So every
-preset, the paper's included, runs eps = 0.1: the paper's eps = 1 read as dampened momentum, which
-trains. `--lr 1` runs eps = 1 undampened.
+The paper writes eps = 1 with undampened momentum (v <- m v + g, w <- w - eps v: the paper's own
+equations, TensorFlow's MomentumOptimizer and Keras' SGD alike; the paper's g = eps (N/B - 1)/(1 - m)
+and its B_opt ∝ 1/(1 - m) hold only for undampened momentum). Measured here at eps = 1, m = 0.9: B = 30
+stays at chance with 97-100% of the hidden ReLUs dead, or diverges, whatever the initialisation and
+input preprocessing (`sgd-sde fig3-setups`), while B = 1000 trains. Every preset therefore runs
+eps = 0.1, a step ten times smaller than the paper's (not a reading of it), where B = 30 trains;
+`--lr 1` runs the paper's eps.
 """
 
 import dataclasses
@@ -113,8 +113,8 @@ def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
         ax.set_xlabel("SGD step (log scale beyond 10)")
     axes[0].legend()
     caption = (f"784-800-10 net, N = {cfg.n_train}, eps = {cfg.lr}, m = {cfg.momentum}, lam = {cfg.l2}, "
-               f"{cfg.steps} steps, {cfg.seeds} seeds (mean ± s.e.). The paper's eps = 1, read as dampened "
-               "momentum, is this eps = 0.1 (module doc).")
+               f"{cfg.steps} steps, {cfg.seeds} seeds (mean ± s.e.). Undampened momentum; the paper's eps = 1 "
+               "kills the net at B = 30 here (fig3-setups): eps = 0.1 is a step ten times smaller.")
     _common.save(fig, out, name, {"claims": summary["claims"], "config": dataclasses.asdict(cfg)}, caption)
 
 

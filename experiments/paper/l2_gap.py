@@ -30,7 +30,7 @@ checks = sim.checks
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.NetSetup):
-    lr: float = param(0.1, checks.positive, help="learning rate eps (see fig3 on the paper's eps = 1)")
+    lr: float = param(0.1, checks.positive, help="learning rate eps (the paper's 1 kills the net at B = 30: see fig3-setups)")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     l2s: tuple = param((0.0, 0.1, 1.0, 10.0, 100.0, 1000.0), checks.non_negative,
                        help="lam values in the summed cost C (mean-loss coefficient lam / N)")
