@@ -231,7 +231,8 @@ def evaluate_points(points, seeds, pool):
                 flat, w = sim.FlatModel.split(model)
                 metrics = np.asarray(flat.metrics(w, data))
                 row["states"].append(dict(step=steps, train_loss=float(metrics[0]),
-                                          test_accuracy=float(metrics[1]), **state))
+                                          test_accuracy=float(metrics[1]), **state,
+                                          **dict(zip(flat.diagnostic_names, map(float, metrics[3:])))))
             per_seed.append(row)
         out.append(per_seed)
     return out

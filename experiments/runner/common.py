@@ -118,6 +118,11 @@ def final_rows(traj, **extra_per_seed) -> list[dict]:
     return [final_row(traj, s, **{k: v[s] for k, v in extra_per_seed.items()}) for s in range(traj.n_seeds)]
 
 
+def diagnostics_of(traj, r: int) -> dict:
+    """Run r's final diagnostics (e.g. `dead_fraction`); empty for a model without any."""
+    return {name: float(values[r, -1]) for name, values in traj.diagnostics.items()}
+
+
 def final_row(traj, r: int, **extra) -> dict:
     """Run r's final metrics and diagnostics, and whether (and when) it diverged."""
     div = int(traj.diverged_step[r])

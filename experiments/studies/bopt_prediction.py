@@ -53,15 +53,15 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         per_seed = []
         for seed in seeds:
             model = _common.net(p, jr.fold_in(jr.key(0), seed))
-            done, values = 0, []
+            done, values, dead = 0, [], {}
             for k, target in enumerate(p["checkpoints"]):
                 if target > done:
                     traj = sim.run_sgd(model, data, lr=p["lr"], momentum=p["momentum"], batch_size=p["batch_size"],
                                        steps=target - done, key=jr.fold_in(jr.key(1), k), record_every=target - done)
-                    model, done = traj.model(0), target
+                    model, done, dead = traj.model(0), target, _common.diagnostics_of(traj, 0)
                 ns = sim.critical_batch_size(model, data, key=jr.key(k), probes=p["probes"])
                 values.append(dict(step=target, b_simple=ns.b_simple, b_noise=ns.b_noise,
-                                   b_noise_error=ns.b_noise_error))
+                                   b_noise_error=ns.b_noise_error, **dead))
             per_seed.append(dict(along_training=values))
         out.append(per_seed)
     return out

@@ -58,7 +58,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                                 batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
                                 steps=p["steps"], record_every=p["steps"])
         out.append([dict(test_accuracy=float(traj.test_accuracy[s, -1]), test_xent=float(traj.test_xent[s, -1]),
-                         diverged=bool(traj.diverged[s]),
+                         diverged=bool(traj.diverged[s]), **_common.diagnostics_of(traj, s),
                          diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
                     for s in range(len(seeds))])
     return out

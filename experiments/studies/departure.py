@@ -87,7 +87,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                                    record_every=p["steps"])
         per_seed = []
         for s in range(len(seeds)):
-            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS}
+            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS} | _common.diagnostics_of(traj, s)
             row.update(diverged=bool(traj.diverged[s]),
                        diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
             if p["dynamics"] == "sgd" and not traj.diverged[s]:

@@ -137,7 +137,7 @@ def _net(p, seeds):
         row = dict(steps=traj.steps.tolist(), test_accuracy_curve=traj.test_accuracy[s].tolist(),
                    diverged=bool(traj.diverged[s]),
                    diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
-                   **{m: float(traj.metric(m)[s, -1]) for m in sim.METRICS})
+                   **{m: float(traj.metric(m)[s, -1]) for m in sim.METRICS}, **_common.diagnostics_of(traj, s))
         if not traj.diverged[s]:
             row["top_eigenvalue"] = float(sim.hessian_top_eigenvalues(
                 traj.model(s), data, key=jr.key(3), k=1, lanczos_steps=20).values[0])

@@ -71,7 +71,8 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                        test_xent_curve=traj.test_xent[s].tolist(),
                        train_loss=float(traj.train_loss[s, -1]), test_accuracy=float(traj.test_accuracy[s, -1]),
                        test_xent=float(traj.test_xent[s, -1]), diverged=bool(traj.diverged[s]),
-                       diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
+                       diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
+                       **_common.diagnostics_of(traj, s))
             if not traj.diverged[s]:
                 model = traj.model(s)
                 row["top_eigenvalue"] = float(sim.hessian_top_eigenvalues(
