@@ -359,9 +359,9 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
     comp = np.arange(N_POP, dtype=float) ** 1.5
     monkeypatch.setattr(fig9, "_component_gradients",
                         lambda flat, w, data, chunk: (jnp.asarray(comp), jnp.asarray(0)))
-    monkeypatch.setattr(fig9.models, "multiclass_task", lambda pool, n_train: None)
+    monkeypatch.setattr(fig9.models, "multiclass_task", lambda pool, n_train, **setup: None)
     tiny_net = models.ShallowNet
-    monkeypatch.setattr(fig9.models, "ShallowNet", lambda key: tiny_net(2, 2, 2, key=key))
+    monkeypatch.setattr(fig9._common, "net", lambda point, key: tiny_net(2, 2, 2, key=key))
     point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP, train_steps=())  # the paper panel only
     (row,), = fig9.evaluate_points([point], [0], pool=None)
     means = np.array([comp[list(c)].mean() for c in itertools.combinations(range(N_POP), B_POP)])
