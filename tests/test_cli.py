@@ -87,7 +87,7 @@ def test_corrupt_mnist_is_one_line(tmp_path):
 
 def test_tiny_compare_end_to_end_in_results_then_a_rerun_only_redraws(tmp_path):
     """A seconds-long run of the main job, with the default output folder: a table with both
-    dynamics, a PNG and its numbers in results/, nothing else left there (no lock file); the same
+    dynamics, a PNG and its numbers in results/ and nothing else in the working folder; the same
     command again says first that it only redraws, and how to recompute, and adds no row."""
     result = _cli("compare", "--tiny", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -95,7 +95,7 @@ def test_tiny_compare_end_to_end_in_results_then_a_rerun_only_redraws(tmp_path):
     assert "already in" not in result.stdout
     figs = tmp_path / "results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
-    assert sorted(p.name for p in figs.iterdir()) == ["compare.json", "compare.jsonl", "compare.png"]
+    assert sorted(p.name for p in figs.iterdir()) == [".compare.lock", "compare.json", "compare.jsonl", "compare.png"]
     png = (figs / "compare.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     numbers = json.loads((figs / "compare.json").read_text())
@@ -181,7 +181,7 @@ def test_a_resumed_run_says_so_first_and_computes_only_what_is_missing(tmp_path,
     sweep.run(exp, Config(n=3), tmp_path)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("fake: all 3 points already in") and "redrawing" in out[0]
-    assert calls == [[0], [1], [2]] and sorted(p.name for p in tmp_path.iterdir()) == ["fake.jsonl"]
+    assert calls == [[0], [1], [2]] and sorted(p.name for p in tmp_path.iterdir()) == [".fake.lock", "fake.jsonl"]
 
 
 def test_a_finished_adaptive_grid_counts_its_refined_points(tmp_path, capsys):
@@ -215,10 +215,18 @@ def test_a_run_that_fails_before_its_first_row_leaves_no_trace(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
 
 
-def test_the_lock_file_is_removed_and_a_later_driver_takes_the_folder(tmp_path):
-    with sweep.driver_lock(tmp_path, "fake"):
-        assert (tmp_path / ".fake.lock").exists()
+def test_a_failed_run_removes_the_lock_file_it_made_and_a_later_driver_takes_the_folder(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with sweep.driver_lock(tmp_path, "fake"):
+            assert (tmp_path / ".fake.lock").exists()
+            raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+    with sweep.driver_lock(tmp_path, "fake"):
+        pass
+    with pytest.raises(RuntimeError):  # a lock file that was there before stays
+        with sweep.driver_lock(tmp_path, "fake"):
+            raise RuntimeError
+    assert [p.name for p in tmp_path.iterdir()] == [".fake.lock"]
     with sweep.driver_lock(tmp_path, "fake"):
         pass
 

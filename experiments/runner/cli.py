@@ -20,7 +20,6 @@ from .. import registry
 from . import common as _common
 from .contract import flag, validate
 
-
 OUT = "results"
 
 
@@ -45,9 +44,7 @@ def _shown(value) -> str:
     """A default as it would be typed on the command line: 0.1, relu, 1,3,10, true, none."""
     if isinstance(value, tuple):
         return ",".join(_shown(v) for v in value)
-    if isinstance(value, bool) or value is None:
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
 
 
 def _option_type(field):

@@ -153,21 +153,22 @@ def run_sweep(
 @contextlib.contextmanager
 def driver_lock(out: pathlib.Path, stem: str):
     """One driver per results file: a second one on the same folder fails at once with one line.
-    The lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies. The driver
-    removes the lock file when it is done, and the folders it created if they are still empty (a run
-    that fails before its first row leaves no trace). Removing a lock file is safe because a driver
-    holds the lock only if the path still names the file it locked (else it opens the new one)."""
+    The lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies. A run that fails
+    (an exception, Ctrl-C) leaves the folder as it found it: it removes the lock file if it made it,
+    and the folders it made if they are still empty. Removing a lock file is safe because a driver
+    holds the lock only while the path still names the file it locked (else it opens the new one)."""
     import fcntl
 
     import sim
 
-    created = [d for d in (out, *out.parents) if not d.exists()]
+    created = [d for d in (out, *out.parents) if not d.exists()]  # innermost first
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise sim.InputError(f"cannot create the output folder {out} ({err.strerror})") from None
     path = out / f".{stem}.lock"
     while True:
+        made = not path.exists()
         handle = open(path, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -178,19 +179,22 @@ def driver_lock(out: pathlib.Path, stem: str):
         try:
             if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
                 break
-        except FileNotFoundError:  # the driver before us removed it after we opened it
+        except FileNotFoundError:  # a failed driver removed it after we opened it
             pass
         handle.close()
+    failed = True
     try:
         yield
+        failed = False
     finally:
-        os.unlink(path)
+        if failed and made:
+            os.unlink(path)
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
-        for folder in created:  # innermost first
+        for folder in created if failed else ():
             try:
                 folder.rmdir()
-            except OSError:  # not empty: outputs were written
+            except OSError:  # not empty: rows were written
                 break
 
 
