@@ -277,7 +277,9 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
 
         for axis in (ax2.xaxis, ax2.yaxis):
             axis.set_major_formatter(ScalarFormatter())
-        ax2.yaxis.set_minor_formatter(ScalarFormatter())  # B_opt spans a decade: label its minor ticks
+        low, high = ax2.get_ylim()
+        # within a decade, label the minor ticks too (else the axis has one label); beyond, they collide
+        ax2.yaxis.set_minor_formatter(ScalarFormatter() if high / low <= 10 else NullFormatter())
         ax2.set_xticks(x, [f"{v:g}" for v in x])  # x: the swept values themselves
         ax2.xaxis.set_minor_formatter(NullFormatter())
         ax2.set_xlabel(slope_name)
