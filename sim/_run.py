@@ -94,14 +94,15 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int, earl
     """Run `steps` SGD-equivalent steps, measuring every `record_every` steps and at the end.
 
     advance(state, start, length) -> state moves all seeds on by `length` steps (length static);
-    measure(state) -> (S, 3). Returns (final state, records (R, S, 3), record steps (R,) numpy).
+    measure(state) -> (S, M). Returns (final state, records (R, S, M), record steps (R,) numpy, from
+    `record_steps_of`, as for `scan_records_traced`).
     early: also measure at steps 1, 2, 4, ... below the first regular record (where the metrics move
     fastest), each interval a scan of its own static length, inside the same compiled loop.
     Progress is reported about 20 times per record interval: each interval runs as sub-intervals of
     ceil(record_every / 20) steps. Every step is keyed by its absolute index, so how an interval is
     cut never changes a number.
     """
-    n_full, rem = divmod(steps, record_every)
+    lay = layout(steps, record_every, early)
 
     def run_interval(state, start, length):
         piece = -(-length // 20)
@@ -122,23 +123,16 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int, earl
         state = run_interval(state, chunk * record_every, record_every)
         return state, measure(state)
 
-    parts, record_steps = [measure(state)[None]], [0]
-    first_regular = 0
-    if early and n_full:
-        marks = early_steps(record_every, steps) + [record_every]
-        for a, b in zip([0] + marks[:-1], marks):
-            state = run_interval(state, a, b - a)
-            parts.append(measure(state)[None])
-            record_steps.append(b)
-        first_regular = 1
-    state, records = jax.lax.scan(body, state, jnp.arange(first_regular, n_full, dtype=jnp.int32))
-    parts.append(records)
-    record_steps += [k * record_every for k in range(first_regular + 1, n_full + 1)]
-    if rem:
-        state = run_interval(state, n_full * record_every, rem)
+    parts = [measure(state)[None]]
+    for a, b in early_intervals(lay, record_every):
+        state = run_interval(state, a, b - a)
         parts.append(measure(state)[None])
-        record_steps.append(steps)
-    return state, jnp.concatenate(parts), np.asarray(record_steps)
+    state, records = jax.lax.scan(body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32))
+    parts.append(records)
+    if lay.tail:
+        state = run_interval(state, lay.n_full * record_every, steps - lay.n_full * record_every)
+        parts.append(measure(state)[None])
+    return state, jnp.concatenate(parts), record_steps_of(lay, steps, record_every)
 
 
 class Layout(NamedTuple):
@@ -161,19 +155,53 @@ def layout(steps: int, record_every: int, early: bool) -> Layout:
     return Layout(n_full, bool(rem), marks)
 
 
+def early_intervals(lay: Layout, record_every) -> list[tuple]:
+    """The intervals (start, end) that run before the regular records: 0-1, 1-2, 2-4, ..., the last
+    early step to record_every (none without early records). Their ends are records."""
+    if not lay.early:
+        return []
+    return list(zip([0, *lay.early], [*lay.early, record_every]))
+
+
+def first_regular(lay: Layout) -> int:
+    """The first regular record interval the record loop scans over: 1 when the early intervals
+    already ran the first one, else 0."""
+    return 1 if lay.early else 0
+
+
 def record_steps_of(lay: Layout, steps: int, record_every: int) -> np.ndarray:
-    first = 1 if lay.early else 0
-    out = [0, *lay.early] + ([record_every] if lay.early else [])
-    out += [k * record_every for k in range(first + 1, lay.n_full + 1)]
+    """The steps at which both record loops (`scan_records`, `scan_records_traced`) measure: step 0,
+    the early steps and record_every (with early records), the multiples of record_every, and `steps`
+    after a shorter last interval."""
+    out = [0] + [b for _, b in early_intervals(lay, record_every)]
+    out += [k * record_every for k in range(first_regular(lay) + 1, lay.n_full + 1)]
     return np.asarray(out + ([steps] if lay.tail else []))
 
 
-def scan_records_traced(advance, measure, state, *, steps, record_every, lay: Layout):
-    """`scan_records` with `steps` and `record_every` traced int32 scalars and the layout static:
-    advance(state, start, length) must accept a traced length (a loop with a dynamic trip count).
-    Each interval runs as 20 pieces (their ends at start + k length // 20), progress reported after
-    each non-empty one. Returns (final state, records (R, S, 3)); the record steps are
-    `record_steps_of(lay, ...)`."""
+class RunLength(NamedTuple):
+    """A run's length as the compiled SGD loop takes it: `steps` and `record_every` as traced int32
+    scalars (a new budget with the same layout does not recompile) and the static `layout`."""
+
+    steps: jax.Array
+    record_every: jax.Array
+    layout: Layout
+
+
+def run_length(steps: int, record_every: int, early: bool) -> tuple[RunLength, np.ndarray]:
+    """The compiled loop's `RunLength` for a run of `steps` recorded every `record_every` steps, and
+    its record steps (numpy)."""
+    lay = layout(steps, record_every, early)
+    return (RunLength(jnp.int32(steps), jnp.int32(record_every), lay),
+            record_steps_of(lay, steps, record_every))
+
+
+def scan_records_traced(advance, measure, state, length: RunLength):
+    """`scan_records` with `length.steps` and `length.record_every` traced int32 scalars and the
+    layout static: advance(state, start, length) must accept a traced length (a loop with a dynamic
+    trip count). Each interval runs as 20 pieces (their ends at start + k length // 20), progress
+    reported after each non-empty one. Returns (final state, records (R, S, M)); the record steps are
+    `record_steps_of(length.layout, ...)` (`run_length` returns them)."""
+    steps, record_every, lay = length
 
     def run_interval(state, start, length):
         def body(state, k):
@@ -191,14 +219,10 @@ def scan_records_traced(advance, measure, state, *, steps, record_every, lay: La
         return state, measure(state)
 
     parts = [measure(state)[None]]
-    first_regular = 0
-    if lay.early:
-        marks = [*lay.early, record_every]
-        for a, b in zip([0, *lay.early], marks):
-            state = run_interval(state, jnp.int32(a), b - a)
-            parts.append(measure(state)[None])
-        first_regular = 1
-    state, records = jax.lax.scan(body, state, jnp.arange(first_regular, lay.n_full, dtype=jnp.int32))
+    for a, b in early_intervals(lay, record_every):
+        state = run_interval(state, jnp.int32(a), b - a)
+        parts.append(measure(state)[None])
+    state, records = jax.lax.scan(body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32))
     parts.append(records)
     if lay.tail:
         state = run_interval(state, lay.n_full * record_every, steps - lay.n_full * record_every)

@@ -81,11 +81,10 @@ def run_sgd(
         schedule = _check_schedule(schedule, steps, batch_size, data.n_train, w0.shape[0])
     hyper = tuple(_run.hyper(v, w0) for v in (lrs, moms, l2s))
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
+    length, record_steps = _run.run_length(steps, record_every, record_early)
     with _run.progress_to(progress):
-        params, div, records, record_steps = _sgd_compiled(
-            flat, w0, keys, data, hyper, schedule, *_run_length(steps, record_every, record_early),
-            batch_size=batch_size, mode=mode,
-        )
+        params, div, records = sgd_loop(flat, w0, keys, data, hyper, schedule, length,
+                                        batch_size=batch_size, mode=mode)
     n = data.n_train
     lr_a, m_a = np.asarray(lrs), np.asarray(moms)
     time_per_step = np.where(m_a > 0, np.sqrt(lr_a / n), lr_a / n)
@@ -154,15 +153,8 @@ def distinct_batch(key, n_train: int, batch_size: int):
     return jax.lax.top_k(jr.uniform(key, (n_train,)), batch_size)[1]
 
 
-def _run_length(steps: int, record_every: int, early: bool):
-    """The compiled loop's arguments for a run length: the steps and record interval as traced int32
-    scalars (a new budget does not recompile) and the record layout (static), the record steps (numpy)."""
-    lay = _run.layout(steps, record_every, early)
-    return (jnp.int32(steps), jnp.int32(record_every), lay, _run.record_steps_of(lay, steps, record_every))
-
-
 @eqx.filter_jit
-def _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, *, batch_size, mode, svag=False):
+def sgd_loop(flat, w0, keys, data, hyper, schedule, length: _run.RunLength, *, batch_size, mode, svag=False):
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
@@ -205,11 +197,5 @@ def _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, *
     div0 = jnp.full((w0.shape[0],), -1, jnp.int32)
     leaves0 = jax.vmap(flat.leaves)(w0)
     state = (leaves0, tuple(jnp.zeros_like(leaf) for leaf in leaves0), div0)
-    (w, _, div), records = _run.scan_records_traced(
-        advance, measure, state, steps=steps, record_every=record_every, lay=lay)
+    (w, _, div), records = _run.scan_records_traced(advance, measure, state, length)
     return jax.vmap(flat.flatten)(w), div, records
-
-
-def _sgd_compiled(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, record_steps, **kw):
-    w, div, records = _sgd_loop(flat, w0, keys, data, hyper, schedule, steps, record_every, lay, **kw)
-    return w, div, records, record_steps

@@ -19,7 +19,7 @@ import numpy as np
 from models import Dataset, Model
 
 from . import _checks, _run
-from ._sgd import _run_length, _sgd_compiled
+from ._sgd import sgd_loop
 from ._trajectory import Trajectory
 
 
@@ -68,10 +68,10 @@ def run_svag(
     c1, c2 = svag_coefficients(l)
     hyper = tuple(_run.hyper([v] * w0.shape[0], w0) for v in (svag_lr, svag_m, l2, c1, c2))
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
+    length, record_steps = _run.run_length(steps * l, record_every * l, record_early)
     with _run.progress_to(progress):
-        params, div, records, record_steps = _sgd_compiled(
-            flat, w0, keys, data, hyper, None, *_run_length(steps * l, record_every * l, record_early),
-            batch_size=batch_size, mode=mode, svag=True)
+        params, div, records = sgd_loop(flat, w0, keys, data, hyper, None, length, batch_size=batch_size,
+                                        mode=mode, svag=True)
     record_steps = np.asarray(record_steps) / l
     div = np.where(np.asarray(div) >= 0, np.asarray(div) // l, -1)
     config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2, n_train=n,
