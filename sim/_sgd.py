@@ -1,5 +1,8 @@
-"""Discrete SGD in the paper's parameterisation, one `lax.scan` per record interval, vmapped over seeds."""
+"""Discrete SGD in the paper's parameterisation: one compiled loop for all seeds (vmapped or mapped),
+records in a `lax.scan` over record intervals, steps in a `fori_loop`; SVAG (`sim._svag`) runs the same
+loop with its own gradient estimate."""
 
+import abc
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -7,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from jaxtyping import Array
 
 from models import Dataset, Model
 
@@ -56,7 +60,9 @@ def run_sgd(
         (default: steps // 20), at step 0 and at the last step, without leaving the compiled loop.
     record_early: also record at steps 1, 2, 4, ... below the first regular record (where the metrics
         change fastest; a curve recorded every k steps from step 0 is a straight line over the first k).
-    progress: optional callable, called with the number of steps done after each record.
+    progress: optional callable, called with the number of steps done as the run goes, from inside the
+        compiled loop: after each twentieth of every record interval (at most 20 calls per interval,
+        fewer for an interval of under 20 steps), not once per record.
     seed_batching: "vmap", "map" (seeds one after another in the compiled loop) or "auto" (map on
         CPU, vmap elsewhere; see `_run.seed_mode` for the measurement).
     Returns a `Trajectory`; a seed whose parameters become non-finite is marked diverged, with
@@ -79,11 +85,11 @@ def run_sgd(
                       (("lr", lrs), ("momentum", moms), ("l2", l2s)))
     if schedule is not None:
         schedule = _check_schedule(schedule, steps, batch_size, data.n_train, w0.shape[0])
-    hyper = tuple(_run.hyper(v, w0) for v in (lrs, moms, l2s))
+    hyper = SGDHyper(lr=_run.hyper(lrs, w0), momentum=_run.hyper(moms, w0), l2=_run.hyper(l2s, w0))
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
     length, record_steps = _run.run_length(steps, record_every, record_early)
     with _run.progress_to(progress):
-        params, div, records = sgd_loop(flat, w0, keys, data, hyper, schedule, length,
+        params, div, records = sgd_loop(flat, w0, keys, data, hyper, MinibatchGradient(), schedule, length,
                                         batch_size=batch_size, mode=mode)
     n = data.n_train
     lr_a, m_a = np.asarray(lrs), np.asarray(moms)
@@ -109,41 +115,53 @@ def _check_schedule(schedule, steps, batch_size, n_train, n_seeds):
     return jnp.asarray(schedule, jnp.int32)
 
 
-def _update(w, v, grad, lr, momentum, l2, n_train):
+class SGDHyper(eqx.Module):
+    """Momentum SGD's hyperparameters in the paper's form, as traced arrays of the parameters' dtype
+    (a new value never recompiles): lr = eps, momentum = m, l2 = lam. In the compiled loop each field
+    carries a leading run axis (one value per seed), mapped with the seeds."""
+
+    lr: Array
+    momentum: Array
+    l2: Array
+
+
+def momentum_update(w, v, grad, hyper: SGDHyper, n_train: int):
     """The momentum update, leaf by leaf: v <- m v + g + lam w / N, w <- w - eps v."""
-    v = tuple(momentum * vi + gi + l2 * wi / n_train for vi, gi, wi in zip(v, grad, w))
-    return tuple(wi - lr * vi for wi, vi in zip(w, v)), v
+    v = tuple(hyper.momentum * vi + gi + hyper.l2 * wi / n_train for vi, gi, wi in zip(v, grad, w))
+    return tuple(wi - hyper.lr * vi for wi, vi in zip(w, v)), v
 
 
-def _leaf_sgd_step(flat, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
+def batch_loss_and_grad(flat: FlatModel, w, batch_x, batch_y):
+    """The mean loss (1/B) sum_{i in batch} l_i(w) and its gradient, leaf by leaf."""
     b = batch_x.shape[0]
     weights = jnp.full((b,), 1.0 / b, w[0].dtype)
-    loss, grad = flat.leaf_loss_and_grad(w, weights, batch_x, batch_y)
-    return *_update(w, v, grad, lr, momentum, l2, n_train), loss
+    return flat.leaf_loss_and_grad(w, weights, batch_x, batch_y)
 
 
-def _leaf_svag_step(flat, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
-    b = x1.shape[0]
-    weights = jnp.full((b,), 1.0 / b, w[0].dtype)
-    loss, g1 = flat.leaf_loss_and_grad(w, weights, x1, y1)
-    _, g2 = flat.leaf_loss_and_grad(w, weights, x2, y2)
-    grad = tuple(c1 * a + c2 * b for a, b in zip(g1, g2))
-    return *_update(w, v, grad, lr, momentum, l2, n_train), loss
+class AbstractBatchGradient(eqx.Module):
+    """The gradient estimate that one step of the SGD loop feeds to `momentum_update`: SGD's
+    minibatch mean (`MinibatchGradient`) or SVAG's combination of two batches (`sim._svag`). Array
+    fields carry a leading run axis in the loop, mapped with the seeds like `SGDHyper`."""
+
+    @abc.abstractmethod
+    def __call__(self, flat: FlatModel, w, data: Dataset, idx, step_key, batch_size: int):
+        """(batch loss at w on the batch `idx`, gradient leaves) for step t; step_key = fold_in(key_s, t)
+        (the key that drew `idx`, unless a schedule gave it)."""
+
+
+class MinibatchGradient(AbstractBatchGradient):
+    """SGD's estimate: the mean gradient of the batch `idx`."""
+
+    def __call__(self, flat, w, data, idx, step_key, batch_size):
+        return batch_loss_and_grad(flat, w, data.x_train[idx], data.y_train[idx])
 
 
 def sgd_step(flat: FlatModel, w, v, batch_x, batch_y, lr, momentum, l2, n_train):
     """One step of momentum SGD (paper's form) on a given batch, flat w and v; returns (w, v, batch loss
     at the old w). (The training loop carries the parameters leaf by leaf; the arithmetic is this.)"""
-    w, v, loss = _leaf_sgd_step(flat, flat.leaves(w), flat.leaves(v), batch_x, batch_y, lr, momentum, l2, n_train)
-    return flat.flatten(w), flat.flatten(v), loss
-
-
-def svag_step(flat: FlatModel, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
-    """One SVAG step (Li, Malladi & Arora 2021): the gradient c1 g1 + c2 g2 of two independent batches,
-    c = (1 ± sqrt(2l - 1))/2, then the momentum-SGD update. At l = 1 (c1 = 1, c2 = 0) exactly `sgd_step`
-    on the first batch (1 x g1 + 0 x g2 = g1 in floating point)."""
-    w, v, loss = _leaf_svag_step(flat, flat.leaves(w), flat.leaves(v), x1, y1, x2, y2, lr, momentum, l2,
-                                 n_train, c1, c2)
+    w, v = flat.leaves(w), flat.leaves(v)
+    loss, grad = batch_loss_and_grad(flat, w, batch_x, batch_y)
+    w, v = momentum_update(w, v, grad, SGDHyper(lr=lr, momentum=momentum, l2=l2), n_train)
     return flat.flatten(w), flat.flatten(v), loss
 
 
@@ -154,26 +172,26 @@ def distinct_batch(key, n_train: int, batch_size: int):
 
 
 @eqx.filter_jit
-def sgd_loop(flat, w0, keys, data, hyper, schedule, length: _run.RunLength, *, batch_size, mode, svag=False):
+def sgd_loop(flat: FlatModel, w0, keys, data: Dataset, hyper: SGDHyper, gradient: AbstractBatchGradient,
+             schedule, length: _run.RunLength, *, batch_size: int, mode: str):
+    """The compiled momentum-SGD loop for S runs (shared by SGD and SVAG): step t of run s takes the
+    batch schedule[(s,) t] or distinct_batch(fold_in(keys[s], t), N, B), the gradient estimate
+    `gradient` on it and `momentum_update` with `hyper`. w0 (S, p), keys (S,); hyper's and gradient's
+    arrays (S,). Returns (final w (S, p), diverged step (S,), records (R, S, M)) with records at
+    `_run.run_length`'s record steps."""
     n = data.n_train
     per_seed_schedule = schedule is not None and schedule.ndim == 3
 
-    def one_seed(state, key, hyper, seed_schedule, start, length):
-        lr, momentum, l2 = hyper[:3]
-
+    def one_seed(state, key, hyper, gradient, seed_schedule, start, length):
         def step(state, t):
             w, v, div = state
+            step_key = jr.fold_in(key, t)
             if seed_schedule is None:
-                idx = distinct_batch(jr.fold_in(key, t), n, batch_size)
+                idx = distinct_batch(step_key, n, batch_size)
             else:
                 idx = seed_schedule[t]
-            if svag:  # a second, independent batch from its own stream (see sim.run_svag)
-                second = distinct_batch(jr.fold_in(jr.fold_in(key, t), 1), n, batch_size)
-                w, v, loss = _leaf_svag_step(flat, w, v, data.x_train[idx], data.y_train[idx],
-                                             data.x_train[second], data.y_train[second], lr, momentum, l2, n,
-                                             hyper[3], hyper[4])
-            else:
-                w, v, loss = _leaf_sgd_step(flat, w, v, data.x_train[idx], data.y_train[idx], lr, momentum, l2, n)
+            loss, grad = gradient(flat, w, data, idx, step_key, batch_size)
+            w, v = momentum_update(w, v, grad, hyper, n)
             # The batch loss at w_t is a free by-product: non-finite means w_t is (NaN and inf
             # propagate through every model here). No per-step pass over the parameters.
             div = jnp.where((div < 0) & ~jnp.isfinite(loss), t, div)
@@ -184,10 +202,10 @@ def sgd_loop(flat, w0, keys, data, hyper, schedule, length: _run.RunLength, *, b
 
     def advance(state, start, length):
         if per_seed_schedule:
-            return _run.over_seeds(lambda s, k, h, sch: one_seed(s, k, h, sch, start, length), mode)(
-                state, keys, hyper, schedule)
-        return _run.over_seeds(lambda s, k, h: one_seed(s, k, h, schedule, start, length), mode)(
-            state, keys, hyper)
+            return _run.over_seeds(lambda s, k, h, gr, sch: one_seed(s, k, h, gr, sch, start, length), mode)(
+                state, keys, hyper, gradient, schedule)
+        return _run.over_seeds(lambda s, k, h, gr: one_seed(s, k, h, gr, schedule, start, length), mode)(
+            state, keys, hyper, gradient)
 
     def measure(state):
         w, _, div = state

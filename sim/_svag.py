@@ -14,12 +14,22 @@ run_sde; tested: l = 1 is SGD exactly, one step's mean and covariance against th
 
 from collections.abc import Sequence
 
+import jax.random as jr
 import numpy as np
+from jaxtyping import Array
 
 from models import Dataset, Model
 
 from . import _checks, _run
-from ._sgd import sgd_loop
+from ._flat import FlatModel
+from ._sgd import (
+    AbstractBatchGradient,
+    SGDHyper,
+    batch_loss_and_grad,
+    distinct_batch,
+    momentum_update,
+    sgd_loop,
+)
 from ._trajectory import Trajectory
 
 
@@ -27,6 +37,39 @@ def svag_coefficients(l: int) -> tuple[float, float]:
     """(c1, c2) = ((1 + sqrt(2l - 1))/2, (1 - sqrt(2l - 1))/2): c1 + c2 = 1, c1^2 + c2^2 = l."""
     root = np.sqrt(2.0 * l - 1.0)
     return (1.0 + root) / 2.0, (1.0 - root) / 2.0
+
+
+def svag_gradient(flat: FlatModel, w, x1, y1, x2, y2, c1, c2):
+    """(batch loss at w on the first batch, c1 g1 + c2 g2), g1 and g2 the mean gradients of the two
+    batches, leaf by leaf."""
+    loss, g1 = batch_loss_and_grad(flat, w, x1, y1)
+    _, g2 = batch_loss_and_grad(flat, w, x2, y2)
+    return loss, tuple(c1 * a + c2 * b for a, b in zip(g1, g2))
+
+
+class SVAGGradient(AbstractBatchGradient):
+    """SVAG's gradient estimate in the SGD loop: `svag_gradient` of step t's batch and a second,
+    independent one drawn from fold_in(fold_in(key_s, t), 1). c1, c2: `svag_coefficients(l)`, one
+    value per run in the loop."""
+
+    c1: Array
+    c2: Array
+
+    def __call__(self, flat, w, data, idx, step_key, batch_size):
+        second = distinct_batch(jr.fold_in(step_key, 1), data.n_train, batch_size)
+        return svag_gradient(flat, w, data.x_train[idx], data.y_train[idx], data.x_train[second],
+                             data.y_train[second], self.c1, self.c2)
+
+
+def svag_step(flat: FlatModel, w, v, x1, y1, x2, y2, lr, momentum, l2, n_train, c1, c2):
+    """One SVAG step (Li, Malladi & Arora 2021): the gradient c1 g1 + c2 g2 of two independent batches,
+    c = (1 ± sqrt(2l - 1))/2, then the momentum-SGD update (lr, momentum: SVAG's, not SGD's); flat w
+    and v, returns (w, v, first batch's loss at the old w). At l = 1 (c1 = 1, c2 = 0) exactly
+    `sgd_step` on the first batch (1 x g1 + 0 x g2 = g1 in floating point)."""
+    w, v = flat.leaves(w), flat.leaves(v)
+    loss, grad = svag_gradient(flat, w, x1, y1, x2, y2, c1, c2)
+    w, v = momentum_update(w, v, grad, SGDHyper(lr=lr, momentum=momentum, l2=l2), n_train)
+    return flat.flatten(w), flat.flatten(v), loss
 
 
 def run_svag(
@@ -66,12 +109,14 @@ def run_svag(
     else:
         svag_lr, svag_m, unit = lr / l, 0.0, lr / n
     c1, c2 = svag_coefficients(l)
-    hyper = tuple(_run.hyper([v] * w0.shape[0], w0) for v in (svag_lr, svag_m, l2, c1, c2))
+    lr_s, m_s, l2_s, c1_s, c2_s = (_run.hyper([v] * w0.shape[0], w0) for v in (svag_lr, svag_m, l2, c1, c2))
+    hyper = SGDHyper(lr=lr_s, momentum=m_s, l2=l2_s)
+    gradient = SVAGGradient(c1=c1_s, c2=c2_s)
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
     length, record_steps = _run.run_length(steps * l, record_every * l, record_early)
     with _run.progress_to(progress):
-        params, div, records = sgd_loop(flat, w0, keys, data, hyper, None, length, batch_size=batch_size,
-                                        mode=mode, svag=True)
+        params, div, records = sgd_loop(flat, w0, keys, data, hyper, gradient, None, length,
+                                        batch_size=batch_size, mode=mode)
     record_steps = np.asarray(record_steps) / l
     div = np.where(np.asarray(div) >= 0, np.asarray(div) // l, -1)
     config = dict(lr=lr, batch_size=batch_size, steps=steps, momentum=momentum, l2=l2, n_train=n,
