@@ -19,6 +19,28 @@ from ._noise import AbstractNoise, GradientCovarianceNoise
 from ._trajectory import Trajectory
 
 
+class SDEHyper(eqx.Module):
+    """The SDE's coefficients as traced arrays of the parameters' dtype (a new value never recompiles):
+    l2 = lam; noise_scale = g (g' in the second-order SDE); friction = gamma (0 in the first-order
+    SDE); dt = the Euler–Maruyama step (unit / r)."""
+
+    l2: Array
+    noise_scale: Array
+    friction: Array
+    dt: Array
+
+
+class SDEArgs(eqx.Module):
+    """Diffrax's `args` for `SGDNoiseTerm`: the training set (x, labels) and the coefficients of the
+    drift and noise: l2 = lam, noise_scale = g, friction = gamma (unused in the first-order SDE)."""
+
+    x: Array
+    labels: Array
+    l2: Array
+    noise_scale: Array
+    friction: Array
+
+
 class SGDNoiseTerm(dfx.AbstractTerm):
     """dy = f(y) dt + sigma(y) dW as ONE linear map of the control (dt, dW), for Diffrax.
 
@@ -55,7 +77,7 @@ class SGDNoiseTerm(dfx.AbstractTerm):
         h = t1 - t0
         return h, jnp.sqrt(h) * z
 
-    def vf(self, t, y, args):
+    def vf(self, t, y, args: SDEArgs):
         return _Increment(self, y, args)
 
     def prod(self, vf, control):
@@ -67,19 +89,20 @@ class _Increment(eqx.Module):
 
     term: SGDNoiseTerm
     y: object
-    args: tuple
+    args: SDEArgs
 
     def __call__(self, control):
         dt, dW = control
-        x, labels, l2, g, gamma = self.args
-        term = self.term
+        args, term = self.args, self.term
         if term.second_order:
             w, u = self.y
-            force = term.noise.increment(term.flat, w, x, labels, l2, dt, dW, g)
-            du = -gamma * u * dt + force
+            force = term.noise.increment(term.flat, w, args.x, args.labels, l2=args.l2, dt=dt, dW=dW,
+                                         g=args.noise_scale)
+            du = -args.friction * u * dt + force
             # Semi-implicit (symplectic) Euler moves w with the NEW u, as momentum SGD does.
             return ((u + du) if term.semi_implicit else u) * dt, du
-        return term.noise.increment(term.flat, self.y, x, labels, l2, dt, dW, g)
+        return term.noise.increment(term.flat, self.y, args.x, args.labels, l2=args.l2, dt=dt, dW=dW,
+                                    g=args.noise_scale)
 
 
 def run_sde(
@@ -164,7 +187,8 @@ def run_sde(
         g, gamma = unit * n * (n / batch_size - 1), (1 - momentum) / unit
     else:
         unit, g, gamma = lr / n, lr * (n / batch_size - 1), 0.0
-    hyper = tuple(_run.hyper(v, w0) for v in (l2, g, gamma, unit / refinement))
+    hyper = SDEHyper(l2=_run.hyper(l2, w0), noise_scale=_run.hyper(g, w0), friction=_run.hyper(gamma, w0),
+                     dt=_run.hyper(unit / refinement, w0))
     mode = _run.seed_mode(seed_batching, w0.shape[-1])
     with _run.progress_to(progress):
         params, div, records, record_steps = _sde_compiled(
@@ -188,11 +212,12 @@ def _not_finite(t, y, args, **kwargs):
 
 
 @eqx.filter_jit
-def _sde_compiled(flat, noise, w0, keys, data, hyper, *, steps, record_every, early, refinement,
+def _sde_compiled(flat, noise, w0, keys, data, hyper: SDEHyper, *, steps, record_every, early, refinement,
                   second_order, semi_implicit, backend, mode, fine):
-    l2, g, gamma, dt = hyper
+    dt = hyper.dt
     n_brownian = noise.brownian_dim(data.n_train, w0.shape[-1])
-    args = (data.x_train, data.y_train, l2, g, gamma)
+    args = SDEArgs(x=data.x_train, labels=data.y_train, l2=hyper.l2, noise_scale=hyper.noise_scale,
+                   friction=hyper.friction)
 
     def one_seed(state, key, start, length):
         y, div = state
