@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import ArrayLike
 
 from models import Dataset, Model
 
@@ -116,13 +116,13 @@ def _check_schedule(schedule, steps, batch_size, n_train, n_seeds):
 
 
 class SGDHyper(eqx.Module):
-    """Momentum SGD's hyperparameters in the paper's form, as traced arrays of the parameters' dtype
-    (a new value never recompiles): lr = eps, momentum = m, l2 = lam. In the compiled loop each field
-    carries a leading run axis (one value per seed), mapped with the seeds."""
+    """Momentum SGD's hyperparameters in the paper's form: lr = eps, momentum = m, l2 = lam. In the
+    compiled loop, traced arrays of the parameters' dtype (a new value never recompiles), each with a
+    leading run axis (one value per seed) mapped with the seeds; numbers in `sgd_step`."""
 
-    lr: Array
-    momentum: Array
-    l2: Array
+    lr: ArrayLike
+    momentum: ArrayLike
+    l2: ArrayLike
 
 
 def momentum_update(w, v, grad, hyper: SGDHyper, n_train: int):
