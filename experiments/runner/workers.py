@@ -169,8 +169,12 @@ class LocalWorkers:
 
 class RayWorkers:
     """Chunks as Ray tasks on a cluster (`address`, e.g. "192.0.2.7:6379" or "auto"), or on a local Ray
-    instance started here when address is None ("local": `num_cpus` CPUs). Data pools the points name
-    are put in the object store once and handed to every task. One CPU per task."""
+    instance when address is None ("local": `num_cpus` CPUs). Data pools the points name are put in the
+    object store once and handed to every task. One CPU per task.
+
+    The local instance is started by a fresh (spawned) process in which JAX never starts, and this one
+    connects to it: Ray starts its processes with a preexec_fn, i.e. through os.fork and its hooks, and
+    forking a process in which JAX has started its threads can deadlock (JAX warns of it)."""
 
     def __init__(self, address: str | None, *, num_cpus: int | None = None, cache_dir: str | None = None):
         self.address, self.num_cpus, self.cache_dir = address, num_cpus, cache_dir
@@ -185,19 +189,48 @@ class RayWorkers:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home from a sweep
         import ray
 
-        if self.address is None:
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-        else:
-            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-        self._started = True
+        address, self._head = self.address, None
+        if address is None:
+            context = multiprocessing.get_context("spawn")
+            self._head_pipe, child = context.Pipe()
+            self._head = context.Process(target=_hold_local_ray, args=(self.num_cpus, child), daemon=True)
+            self._head.start()
+            child.close()
+            try:
+                address, auth_mode = self._head_pipe.recv()
+            except EOFError:
+                self._head.join()
+                raise RuntimeError(f"the local Ray instance did not start (its process exited with "
+                                   f"{self._head.exitcode})") from None
+            if auth_mode is not None and os.environ.get("RAY_AUTH_MODE") != auth_mode:
+                # A new local instance requires the token in ~/.ray/auth_token by default, and a client
+                # given an address sends it only in that mode; Ray's own way to switch (its
+                # _enable_token_auth): the variable, then its config re-read.
+                os.environ["RAY_AUTH_MODE"] = auth_mode
+                ray._raylet.Config.initialize("")
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except BaseException:
+            self._stop_head()
+            raise
         return self
 
     def __exit__(self, *exc):
         import ray
 
         ray.shutdown()
+        self._stop_head()
         return False
+
+    def _stop_head(self):
+        if self._head is not None:
+            self._head_pipe.send(None)  # stop: the head process shuts its instance down and exits
+            self._head.join(timeout=120)
+            if self._head.is_alive():
+                self._head.terminate()
+                self._head.join()
+            self._head_pipe.close()
+            self._head = None
 
     def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
         import ray
@@ -214,6 +247,21 @@ class RayWorkers:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
                 yield refs.pop(ref), ray.get(ref)
+
+
+def _hold_local_ray(num_cpus: int | None, conn) -> None:
+    """In a fresh process in which JAX never starts: start a local Ray instance, send its address
+    through `conn`, and keep it until told to stop (or until the driver is gone and the pipe closes)."""
+    import ray
+
+    context = ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                       configure_logging=False)
+    conn.send((context.address_info["gcs_address"], os.environ.get("RAY_AUTH_MODE")))
+    try:
+        conn.recv()
+    except EOFError:
+        pass
+    ray.shutdown()
 
 
 def _ray_work(name: str, task: Task, pool_refs: dict, cache_dir: str | None, settings: dict):
