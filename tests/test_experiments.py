@@ -179,6 +179,22 @@ def _check_numbers(name, out):
             assert e["mean_loss_l2"] == pytest.approx(e["l2"] / 100)  # tiny: N = 100
             assert _mean_in(e["small"], 0, 1) and _mean_in(e["full"], 0, 1)
         assert numbers["closes_at_l2"] is None or numbers["closes_at_l2"] in [e["l2"] for e in numbers["ladder"]]
+    elif name == "cliff":
+        numbers = load("cliff")
+        assert set(numbers["curves"]) == {f"{d} r=1 N={n}" for d in ("sgd", "sde") for n in (100, 200)}
+        for c in numbers["curves"].values():
+            assert all(_mean_in(t, 0, 1) for t in c["test_accuracy"] + c["dead_fraction"])
+            assert all(_mean_in(t, 0) for t in c["sharpness"])
+            assert all(0 <= v <= 1 for v in c["dead_settled_change"])
+    elif name == "fig3-setups":
+        numbers = load("fig3-setups")
+        # tiny: 2 activations x 1 init x 2 preprocessings at the short budget, and the long budget for the
+        # setups whose small batch trained
+        assert len({(e["activation"], e["inputs"]) for e in numbers["table"]}) == 4
+        for e in numbers["table"]:
+            for side in ("small", "full"):
+                acc, dead = e[side]["test_accuracy"], e[side]["dead"]
+                assert e[side]["diverged"] == e[side]["runs"] or (_mean_in(acc, 0, 1) and _mean_in(dead, 0, 1))
     else:
         raise AssertionError(f"no plausibility checks for {name}")
 

@@ -1,7 +1,7 @@
 """Figs 1-2 (Smith & Le 2018): the linear model on random and informative labels, against lam.
 
 Logistic regression (784 weights + bias) on the binary task (digits 0-4 against 5-9, 800 balanced
-training examples, the rest of the embedded 5,000 for test; DESIGN.md says why not 0 against 1),
+training examples, the rest of the embedded 5,000 for test; docs/mathematics.md ("Choices the paper leaves open") says why not 0 against 1),
 minimised exactly at each lam by damped Newton (sim.minimize), with true labels and with random labels
 (train and test). Fig 1: train and test accuracy against lam. Fig 2: test cross-entropy and the
 Laplace log evidence ratio ln(Z/Z0) (exact: dense Hessian, 785 parameters) against lam.

@@ -19,7 +19,6 @@ from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
 checks = sim.checks
-RESULTS = (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize)  # how measurements are reported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +85,7 @@ def _plain(value):
 def _kind(value):
     """The result type a plain dict came from (by its fields), or None."""
     if isinstance(value, dict):
-        for cls in RESULTS:
+        for cls in (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize):  # how measurements are reported
             if set(value) == set(cls._fields):
                 return cls
     return None

@@ -36,7 +36,11 @@ from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
 checks = sim.checks
-NOISES = {"gradient": sim.GradientCovarianceNoise(), "isotropic": sim.IsotropicNoise()}
+def _noise(dynamics: str):
+    """The SDE's noise model of a dynamics: g F (gradient-shaped) or isotropic of the same trace."""
+    return sim.GradientCovarianceNoise() if dynamics == "gradient" else sim.IsotropicNoise()
+
+
 DYNAMICS = ("sgd", "gradient", "isotropic")
 LABELS = dict(sgd="SGD", gradient="SDE, noise g F", isotropic="SDE, isotropic g trF/p")
 NET_METRICS = ("test_accuracy", "test_xent", "train_loss", "top_eigenvalue")
@@ -119,7 +123,7 @@ def _escape(p):
     if p["dynamics"] == "sgd":
         traj = sim.run_sgd(model, data, key=jr.key(1), **common)
     else:
-        traj = sim.run_sde(model, data, key=jr.key(2), noise=NOISES[p["dynamics"]], **common)
+        traj = sim.run_sde(model, data, key=jr.key(2), noise=_noise(p["dynamics"]), **common)
     escaped = np.nan_to_num(traj.test_accuracy, nan=1.0)  # a diverged run has left the well
     return [dict(time=traj.time[0].tolist(), escaped=escaped.mean(0).tolist(), diverged_runs=int(traj.diverged.sum()))]
 
@@ -128,7 +132,7 @@ def _net(p, seeds):
     """The net: final metrics, the test-accuracy curve and the top Hessian eigenvalue, per seed."""
     import jax.random as jr
 
-    sde = None if p["dynamics"] == "sgd" else dict(noise=NOISES[p["dynamics"]], scheme="semi-implicit")
+    sde = None if p["dynamics"] == "sgd" else dict(noise=_noise(p["dynamics"]), scheme="semi-implicit")
     traj, data = _common.train(dict(p, model="net"), _common.pool(p["data"]), seeds, sde=sde, lr=p["lr"],
                                batch_size=p["batch_size"], momentum=p["momentum"], steps=p["steps"],
                                record_every=max(1, p["steps"] // 10))

@@ -16,8 +16,8 @@ Quick: the linear model (binary task, N = 800), eps = 0.4, B = 32, lam = 1, 250 
 """
 
 import dataclasses
-import jax
-import jax.numpy as jnp
+import functools
+
 import numpy as np
 
 import sim
@@ -64,11 +64,19 @@ def checkpoint_steps(cfg: Config) -> list[int]:
     return sorted({round(cfg.steps * (k + 1) / cfg.checkpoints) for k in range(cfg.checkpoints)})
 
 
-@jax.jit
 def _closeness(flat, w, x, y):
+    import jax.numpy as jnp
+
     n = x.shape[0]
     total = flat.weighted_loss_grad(w, jnp.ones((n,), w.dtype), x, y)
     return jnp.dot(w, w), jnp.dot(total, total) / n**2, sim.gradient_covariance_trace(flat, w, x, y, total=total)
+
+
+@functools.cache
+def _closeness_jit():
+    import jax
+
+    return jax.jit(_closeness)
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
@@ -91,7 +99,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         rows = _common.final_rows(traj)
         for s, row in enumerate(rows):
             if not row["diverged"]:
-                values = _closeness(traj.flat, jnp.asarray(traj.params[s]), data.x_train, data.y_train)
+                values = _closeness_jit()(traj.flat, traj.params[s], data.x_train, data.y_train)
                 row.update(zip(("w_norm_sq", "grad_norm_sq", "noise_trace"), (float(v) for v in values)))
             row["seconds_per_sde_time"] = seconds / float(traj.time[s, -1])
             row["compute_seconds_per_sde_time"] = (seconds - compiling) / float(traj.time[s, -1])
