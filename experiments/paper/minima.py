@@ -221,8 +221,11 @@ def figure(summary: dict, cfg: Config, out) -> None:
             axes[1][2].plot(sharp, acc, color=color, marker="o", ms=3, ls="none")
     titles = ("test accuracy", "top eigenvalue of H_mean (Lanczos)", "tr H_mean (Hutchinson)",
               "log evidence (Laplace, SLQ; prior lam = 1)")
-    for ax, title in zip(axes[0], titles):
+    for ax, title, m in zip(axes[0], titles, panels):
         ax.set(xscale="log", xlabel="batch size B", title=title)
+        if not any(m in c["stats"] for _, c in curves):
+            ax.text(0.5, 0.5, "not measured\n(run with --landscape true --evidence true)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=8)
     axes[0][1].set_yscale("log")
     axes[0][2].set_yscale("log")
     axes[0][0].set_ylabel("mean, 95% interval; bands: B_opt of each measure (95%)")
@@ -242,7 +245,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
                 text.append(f"{name} {m}: {v['rho']:+.2f} [{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}]")
     for m, c in summary["collapse"].items():
         for where, v in c.items():
-            text.append(f"collapse of ln {m} onto g ({where}): {v['rms_ratio']:.2f} s.e.")
+            if v["bins"]:
+                text.append(f"collapse of ln {m} onto g ({where}): {v['rms_ratio']:.2f} s.e.")
     ax.text(0, 1, "\n".join(text), va="top", fontsize=7, family="monospace")
     caption = ("Rows of the batch-size sweeps in this folder measured with --landscape: top eigenvalue of the "
                "mean-loss Hessian (20 Lanczos steps; its residual bound is recorded), trace (20 Rademacher probes), "
@@ -271,6 +275,10 @@ def report(summary: dict, cfg: Config) -> str:
                              f"[{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}] over {v['points']} points")
     for m, c in summary["collapse"].items():
         for where, v in c.items():
+            if not v["bins"]:
+                lines.append(f"  ln {m} onto g ({where.replace('_', ' ')}): no bin of g holds two families "
+                             "trained for the same number of updates")
+                continue
             lines.append(f"  ln {m} onto g ({where.replace('_', ' ')}): spread / seed s.e. = {v['rms_ratio']:.2f} "
                          f"over {len(v['bins'])} bins")
     return "\n".join(lines)
