@@ -40,8 +40,9 @@ TIMES = {
     "fig8": {"quick": "60 s", "paper": "584 s (2 workers)"},
     "fig8-l2": {"paper": "~40 min (2 workers)"},
     "fig4": {"quick": "125 s", "paper": "238 s"},
-    "fig5": {"quick": "190 s", "paper": "1,691 s (2 workers)"},
-    "fig6": {"quick": "362 s", "paper": "1,779 s (2 workers)", "paper-epochs": "~2 h"},
+    "fig5": {"quick": "190 s", "paper": "1,691 s (2 workers)", "quick-leaky": "1,069 s (one core of a loaded machine)"},
+    "fig6": {"quick": "362 s", "paper": "1,779 s (2 workers)", "paper-epochs": "~2 h",
+             "quick-leaky": "801 s (one core of a loaded machine)"},
     "fig7": {"quick": "147 s", "paper": "3,650 s (one core)"},
     "fig9": {"quick": "99 s", "paper": "403 s"},
     "compare": {"quick": "~75 s"},
@@ -52,6 +53,9 @@ TIMES = {
     "noise-shape": {"quick": "182 s"},
     "svag": {"quick": "100 s", "net": "900 s"},
     "bopt-prediction": {"quick": "11 s"},
+    "minima": {"quick": "~20 s", "paper": "~20 s"},
+    "fig3-setups": {"tiny": "18 s", "paper": "> 2 h (one core)"},
+    "cliff": {"tiny": "~50 s", "paper": "> 3 h (one core)"},
 }
 
 
