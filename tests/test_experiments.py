@@ -1,6 +1,8 @@
 """Every experiment end to end (tiny variants), the sweep runner's resume after kill -9,
 repair of a half-written row, and bad input."""
 
+import concurrent.futures as cf
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +27,48 @@ FIGURES = [name for name, e in registry.experiments().items()
 def _cli(*args, cwd, **kwargs):
     return subprocess.run([sys.executable, "-m", "experiments", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=900, **kwargs)
+
+
+KILL_9_ARGS = ("fig4", "--tiny", "--batch-sizes", "1,3,10,30,100")
+
+
+def _selected(session, test):
+    return [item for item in session.items if getattr(item, "originalname", item.name) == test
+            and item.module.__name__ == __name__]
+
+
+@pytest.fixture(scope="module")
+def background(request, tmp_path_factory):
+    """The command-line runs this module's selected tests read but do not steer, started at once, each
+    in its own fresh process exactly as a user types it, one per core (a tiny run spends most of its
+    time compiling, on one core): {key: future of (its output folder, the finished process)}. Every
+    tiny run, fig5's for bopt-prediction too, and kill -9's uninterrupted reference."""
+    jobs = {item.callspec.params["name"]: (item.callspec.params["name"], "--tiny")
+            for item in _selected(request.session, "test_tiny_experiment_end_to_end_and_resume")}
+    if _selected(request.session, "test_bopt_prediction_reads_a_sweep"):
+        jobs.setdefault("fig5", ("fig5", "--tiny"))
+    if _selected(request.session, "test_kill_9_then_resume_equals_uninterrupted"):
+        jobs["kill-9 reference"] = KILL_9_ARGS
+
+    def run(key, args):
+        out = tmp_path_factory.mktemp(key.replace(" ", "-"))
+        return out, _cli(*args, "--out", str(out), cwd=out)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with cf.ThreadPoolExecutor(max_workers=max(1, min(cores, 4))) as pool:
+        futures = {key: pool.submit(run, key, args) for key, args in jobs.items()}
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+class _MustNotRun:
+    """The executor of a sweep that must find every row on disk: entered only to compute a chunk."""
+
+    workers = 1
+
+    def __enter__(self):
+        raise AssertionError("the second run computed a chunk: the first one left rows out")
 
 
 def _numbers(value):
@@ -200,21 +244,29 @@ def _check_numbers(name, out):
 
 
 @pytest.mark.parametrize("name", FIGURES)
-def test_tiny_experiment_end_to_end_and_resume(tmp_path, name):
-    """Each experiment's tiny run: PNGs, one row per point and seed, numbers finite and in range, and
-    a second run finds everything done."""
-    result = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
+def test_tiny_experiment_end_to_end_and_resume(background, capsys, name):
+    """Each experiment's tiny run (`sgd-sde NAME --tiny`, in a fresh process): PNGs, one row per point
+    and seed, numbers finite and in range, and a second run finds everything done: its sweep, the
+    refinements of an adaptive grid included, computes no chunk and says so, and the summary is made
+    again from the rows on disk (run here: the command line's own resume after a kill is tested below
+    and in test_runner.py)."""
+    out, result = background[name].result()
     assert result.returncode == 0, result.stderr
-    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs and all((tmp_path / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
-    rows = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs and all((out / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    rows = [json.loads(line) for line in next(out.glob("*.jsonl")).read_text().splitlines()]
     assert rows and all(len(r["hash"]) == 16 and "config" in r for r in rows)
     for row in rows:
         _check_row(row)
-    _check_numbers(name, tmp_path)
-    again = _cli(name, "--tiny", "--out", str(tmp_path), cwd=tmp_path)
-    assert again.returncode == 0 and "already in" in again.stdout
-    assert len(next(tmp_path.glob("*.jsonl")).read_text().splitlines()) == len(rows)
+    _check_numbers(name, out)
+    from experiments.runner import sweep
+
+    exp = registry.experiments()[name]
+    capsys.readouterr()
+    sweep.run(dataclasses.replace(exp, figure=None), exp.presets["tiny"], out, executor=_MustNotRun(),
+              preset="tiny")
+    assert "already in" in capsys.readouterr().out
+    assert len(next(out.glob("*.jsonl")).read_text().splitlines()) == len(rows)
 
 
 def _rows(path):
@@ -222,11 +274,11 @@ def _rows(path):
                   key=lambda r: (r["hash"], r["seed"]))
 
 
-def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+def test_kill_9_then_resume_equals_uninterrupted(background, tmp_path):
     """Kill a sweep with SIGKILL once its first chunk is on disk; running the same command again must
     finish with exactly the rows of an uninterrupted run (same hashes, same numbers)."""
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    args = ["fig4", "--tiny", "--batch-sizes", "1,3,10,30,100", "--out"]
+    killed = tmp_path / "killed"
+    args = [*KILL_9_ARGS, "--out"]
     proc = subprocess.Popen([sys.executable, "-m", "experiments", *args, str(killed)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     results = killed / "fig4.jsonl"
@@ -239,7 +291,8 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     assert 1 <= partial < 5, "the kill must land mid-sweep for this test to mean anything"
     resumed = _cli(*args, str(killed), cwd=tmp_path)
     assert resumed.returncode == 0 and f"{partial} of 5 points already in" in resumed.stdout
-    assert _cli(*args, str(clean), cwd=tmp_path).returncode == 0
+    clean, uninterrupted = background["kill-9 reference"].result()
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert _rows(results) == _rows(clean / "fig4.jsonl")
 
 
@@ -291,14 +344,16 @@ def test_euler_maruyama_weak_order_one_on_the_quadratic():
     assert all(abs(q - 2) < 0.1 for q in ratios), ratios
 
 
-def test_bopt_prediction_reads_a_sweep(tmp_path):
+def test_bopt_prediction_reads_a_sweep(background, tmp_path):
     """bopt-prediction declares that it reads fig5's rows: without them it says which command makes
-    them (one line, exit 2, nothing written); with them it runs."""
+    them (one line, exit 2, nothing written); with them (those of `sgd-sde fig5 --tiny`) it runs."""
     missing = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     lines = missing.stderr.strip().splitlines()
     assert missing.returncode == 2 and len(lines) == 1 and "sgd-sde fig5 --tiny" in lines[0]
     assert not list(tmp_path.iterdir())
-    assert _cli("fig5", "--tiny", "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+    fig5, made = background["fig5"].result()
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "fig5.jsonl").write_bytes((fig5 / "fig5.jsonl").read_bytes())
     result = _cli("bopt-prediction", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     numbers = json.loads((tmp_path / "bopt-prediction.json").read_text())
