@@ -2,6 +2,7 @@
 killed under each, one driver per folder, progress from inside the compiled loop."""
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,21 @@ from experiments.paper import batch_size
 from experiments.runner import workers
 from experiments.runner.sweep import driver_lock, run_sweep
 
+# JAX runs threads in this process, and forking it can deadlock (JAX warns): local workers are
+# spawned and a local Ray instance is started from a spawned process, never forked from here. Every
+# fork of this process (os.fork, multiprocessing's fork, a subprocess with a preexec_fn: all run the
+# at-fork hooks) is counted, and every test here asserts it made none.
+_FORKS = []
+os.register_at_fork(before=lambda: _FORKS.append(1))
+
+
+@pytest.fixture(autouse=True)
+def never_forks():
+    before = len(_FORKS)
+    yield
+    assert len(_FORKS) == before, "this process forked (JAX warns of a deadlock)"
+
+
 FIG4 = {e.name: e for e in batch_size.EXPERIMENTS}["fig4"]
 # Five chunks (one per B) of two seeds, a few seconds each: enough for two workers to interleave.
 CFG = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(1, 2, 5, 10, 20), n_trains=(50,), steps=30, seeds=2)
@@ -31,6 +47,30 @@ def _lines(out):
     """The results file's rows, sorted: workers append chunks as they finish, so the ORDER of the
     lines may differ from a serial run's; the rows themselves must be byte-identical."""
     return sorted((out / "fig4.jsonl").read_text().splitlines())
+
+
+KILLED_ARGS = ("fig4", "--tiny", "--batch-sizes", "1,2,5,10,20", "--n-trains", "50", "--steps", "30",
+               "--seeds", "2")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cli_reference(request, tmp_path_factory):
+    """The serial command-line run that `test_driver_killed_under_workers_resumes_to_the_serial_rows`
+    compares with, started with the module (where that test is selected) so that it runs beside the
+    tests before it: (its output folder, the process, its output)."""
+    test = "test_driver_killed_under_workers_resumes_to_the_serial_rows"
+    if not any(getattr(item, "originalname", item.name) == test and item.module.__name__ == __name__
+               for item in request.session.items):
+        yield None
+        return
+    out = tmp_path_factory.mktemp("cli-serial")
+    with open(out.parent / f"{out.name}.log", "w+") as log:  # a file, not a pipe that nobody reads yet
+        proc = subprocess.Popen([sys.executable, "-m", "experiments", *KILLED_ARGS, "--workers", "1", "--out",
+                                 str(out)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        yield out, proc, log
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +102,13 @@ def test_worker_assignments_one_gpu_or_one_core_set_each():
 
 def test_one_worker_per_gpu_writes_the_serial_rows(serial, tmp_path):
     """A smoke test of the multi-GPU path (worker k given CUDA_VISIBLE_DEVICES = k % 2) on the CPU,
-    where JAX ignores the variable: the rows are still exactly the serial ones. (The mapping itself is
-    tested in `test_worker_assignments_one_gpu_or_one_core_set_each`.)"""
+    where JAX ignores the variable: the rows are still exactly the serial ones. Two of the five chunks
+    (B = 1 and 2: one for each worker): the pool and its initialiser are what differ from the test
+    above. (The mapping itself is tested in `test_worker_assignments_one_gpu_or_one_core_set_each`.)"""
     out, rows = serial
-    parallel = _sweep(tmp_path, workers.LocalWorkers(2, gpus=2))
-    assert _lines(tmp_path) == _lines(out) and parallel == rows
+    parallel = _sweep(tmp_path, workers.LocalWorkers(2, gpus=2), dataclasses.replace(CFG, batch_sizes=(1, 2)))
+    assert len(parallel) == 4 and all(row in rows for row in parallel)
+    assert set(_lines(tmp_path)) == {line for line in _lines(out) if json.loads(line)["config"]["batch_size"] in (1, 2)}
 
 
 def test_ray_writes_exactly_the_rows_of_a_serial_run_and_resumes(serial, tmp_path):
@@ -86,13 +128,10 @@ def _cli(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
 
-def test_driver_killed_under_workers_resumes_to_the_serial_rows(tmp_path):
+def test_driver_killed_under_workers_resumes_to_the_serial_rows(cli_reference, tmp_path):
     """kill -9 of the driver and its two workers once some chunk is written; the same command again
     ends with exactly the rows of a serial run of the same command (float32, as the CLI runs)."""
-    args = ["fig4", "--tiny", "--batch-sizes", "1,2,5,10,20", "--n-trains", "50", "--steps", "30",
-            "--seeds", "2"]
-    clean = _cli(*args, "--workers", "1", "--out", str(tmp_path / "clean"))
-    assert clean.wait(timeout=600) == 0
+    args = KILLED_ARGS
     killed = tmp_path / "killed"
     proc = _cli(*args, "--workers", "2", "--out", str(killed))
     results = killed / "fig4.jsonl"
@@ -107,7 +146,9 @@ def test_driver_killed_under_workers_resumes_to_the_serial_rows(tmp_path):
     again = _cli(*args, "--workers", "2", "--out", str(killed))
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    assert _lines(killed) == _lines(tmp_path / "clean")
+    clean, serial_cli, log = cli_reference
+    assert serial_cli.wait(timeout=600) == 0, log.seek(0) or log.read()
+    assert _lines(killed) == _lines(clean)
 
 
 def test_a_second_driver_on_the_same_folder_exits_2(tmp_path):
