@@ -45,9 +45,27 @@ def test_sgd_map_equals_vmap_and_an_ensemble_equals_one_model():
     assert np.abs(mapped.params[0] - mapped.params[1]).max() > 1e-3  # the seeds do differ
 
 
-@pytest.mark.parametrize("momentum, scheme", [(0.0, "euler"), (0.8, "euler"), (0.8, "semi-implicit")])
-@pytest.mark.parametrize("noise", [sim.GradientCovarianceNoise(), sim.IsotropicNoise()], ids=["F", "isotropic"])
-def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(momentum, scheme, noise):
+def _sde_case(noise, momentum, scheme, slow=False):
+    name = "F" if isinstance(noise, sim.GradientCovarianceNoise) else "isotropic"
+    return pytest.param(noise, momentum, scheme, id=f"{name}-{momentum}-{scheme}",
+                        marks=[pytest.mark.slow] if slow else [])
+
+
+F_NOISE, ISOTROPIC = sim.GradientCovarianceNoise(), sim.IsotropicNoise()
+
+
+# Each case compiles three loops (~5 s each on 2 cores). The two run by default cover each noise, each
+# scheme, and m = 0 and m > 0 (the main job's F-shaped semi-implicit SDE among them); the slow set
+# (`pytest -m slow`, run by CI) completes the cross product.
+@pytest.mark.parametrize("noise, momentum, scheme", [
+    _sde_case(F_NOISE, 0.8, "semi-implicit"),
+    _sde_case(ISOTROPIC, 0.0, "euler"),
+    _sde_case(F_NOISE, 0.0, "euler", slow=True),
+    _sde_case(F_NOISE, 0.8, "euler", slow=True),
+    _sde_case(ISOTROPIC, 0.8, "euler", slow=True),
+    _sde_case(ISOTROPIC, 0.8, "semi-implicit", slow=True),
+])
+def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(noise, momentum, scheme):
     model, data = _tiny_mlp_problem()
     kw = dict(lr=0.3, batch_size=5, steps=15, key=jr.key(4), momentum=momentum, l2=0.1, record_every=5,
               refinement=2, scheme=scheme, noise=noise)
