@@ -224,7 +224,10 @@ class RayWorkers:
 
     def _stop_head(self):
         if self._head is not None:
-            self._head_pipe.send(None)  # stop: the head process shuts its instance down and exits
+            try:
+                self._head_pipe.send(None)  # stop: the head process shuts its instance down and exits
+            except OSError:  # it is gone already
+                pass
             self._head.join(timeout=120)
             if self._head.is_alive():
                 self._head.terminate()
