@@ -79,29 +79,35 @@ def test_slq_log_det_within_one_percent_of_exact():
     assert exact.n_dropped == 0 and slq.method.startswith("SLQ (50")
 
 
-def test_evidence_of_linear_model_equals_independent_numpy():
+@pytest.fixture(scope="module")
+def linear_evidence():
+    """The linear model at lam = 5 on the binary task, true and random labels: {random_labels: (data,
+    Newton's minimum w, its dense Hessian, its cost, sim.log_evidence there)}. Shared by the two tests
+    below (a Newton solve and 785 HVPs each)."""
+    lam = 5.0
+    out = {}
+    for random_labels in (False, True):
+        data = models.binary_task(random_labels=random_labels)
+        w, hess, cost = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), lam)
+        out[random_labels] = data, w, hess, cost, sim.log_evidence(_logistic_at(w), data, l2=lam)
+    return out
+
+
+def test_evidence_of_linear_model_equals_independent_numpy(linear_evidence):
     """ln Z = -C(w0) - 1/2 sum ln(h_j/lam) with H = X^T diag(p(1-p)) X + lam I, all in numpy (Newton's
     minimum, dense Hessian), against sim.log_evidence on the full 785-parameter model: 1e-8 relative."""
-    data = models.binary_task()
     lam = 5.0
-    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
-    w, hess, cost = newton_logistic(x, y, lam)
+    _, _, hess, cost, ev = linear_evidence[False]
     expected = -cost - 0.5 * np.sum(np.log(np.linalg.eigvalsh(hess) / lam))
-    ev = sim.log_evidence(_logistic_at(w), data, l2=lam)
     assert ev.method.startswith("exact") and ev.n_dropped == 0
     assert ev.log_evidence == pytest.approx(expected, rel=1e-8)
     assert ev.log_evidence_ratio == pytest.approx(expected + 800 * np.log(2), rel=1e-8)
 
 
-def test_evidence_ratio_sign_true_versus_random_labels():
+def test_evidence_ratio_sign_true_versus_random_labels(linear_evidence):
     """At lam = 5 the linear model beats the null model (ratio > 0) on true labels and loses to it
     (ratio < 0) on random labels, where it can only memorise: the paper's Fig 2 argument."""
-    lam = 5.0
-    ratios = {}
-    for random_labels in (False, True):
-        data = models.binary_task(random_labels=random_labels)
-        w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), lam)
-        ratios[random_labels] = sim.log_evidence(_logistic_at(w), data, l2=lam).log_evidence_ratio
+    ratios = {random_labels: ev.log_evidence_ratio for random_labels, (*_, ev) in linear_evidence.items()}
     assert ratios[False] > 50 and ratios[True] < -5
 
 
