@@ -1,13 +1,14 @@
 """Calibration of the B_opt estimator (`experiments.paper.optimum.b_opt`) on synthetic sweeps whose
-optimum is known, shaped like the paper-scale accuracy curves: a logistic cliff on the left (accuracy
-falls to chance below B ~ 5-8), a gentle slope on the right, 4 seeds, seed noise growing down the cliff,
-the paper's grid (2, 4, ..., 256) refined at 2^(1/2) around the coarse peak. Not a speed benchmark and
-not a test: it measures how wrong the estimate may be where the peak is not a parabola.
+optimum is known, shaped like the paper-scale accuracy curves: a logistic cliff on the left
+(accuracy falls to chance below B ~ 5-8), a gentle slope on the right, 4 seeds, seed noise growing
+down the cliff, the paper's grid (2, 4, ..., 256) refined at 2^(1/2) around the coarse peak. Not a
+speed benchmark and not a test: it measures how wrong the estimate may be where the peak is not a
+parabola.
 
     python benchmarks/b_opt_calibration.py [--sweeps 200] [--draws 300]
 
-For each shape: the median error of ln B_opt against the true argmax (bias), the rms error in ln B and
-how often the 95% interval covers the truth, with a symmetric parabola as the control.
+For each shape: the median error of ln B_opt against the true argmax (bias), the rms error in ln B
+and how often the 95% interval covers the truth, with a symmetric parabola as the control.
 Writes benchmarks/b_opt_calibration.json.
 """
 
@@ -45,8 +46,11 @@ def calibrate(curve, truth, sweeps, draws, rng):
         lo, hi = fit["b_opt_ci95"]
         covered += lo <= truth <= hi
     errors = np.array(errors)
-    return dict(bias_ln=float(np.median(errors)), rms_ln=float(np.sqrt(np.mean(errors**2))),
-                coverage=covered / sweeps)
+    return dict(
+        bias_ln=float(np.median(errors)),
+        rms_ln=float(np.sqrt(np.mean(errors**2))),
+        coverage=covered / sweeps,
+    )
 
 
 def main():
@@ -62,10 +66,15 @@ def main():
         truth = float(fine[np.argmax(curve(fine))])
         report[name] = dict(truth=truth, **calibrate(curve, truth, args.sweeps, args.draws, rng))
     symmetric = lambda b: 0.9 - ((np.log(b) - math.log(23.0)) / 1.5) ** 2 * 0.05  # noqa: E731
-    report["symmetric parabola (control)"] = dict(truth=23.0, **calibrate(symmetric, 23.0, args.sweeps, args.draws, rng))
+    report["symmetric parabola (control)"] = dict(
+        truth=23.0, **calibrate(symmetric, 23.0, args.sweeps, args.draws, rng)
+    )
     for name, r in report.items():
-        print(f"{name}: true B_opt {r['truth']:.1f}; bias {r['bias_ln']:+.3f} (ln B), rms {r['rms_ln']:.3f}, "
-              f"95% interval covers {r['coverage']:.3f}")
+        print(
+            f"{name}: true B_opt {r['truth']:.1f}; bias {r['bias_ln']:+.3f} (ln B), rms "
+            f"{r['rms_ln']:.3f}, "
+            f"95% interval covers {r['coverage']:.3f}"
+        )
     pathlib.Path(__file__).with_suffix(".json").write_text(json.dumps(report, indent=1))
 
 

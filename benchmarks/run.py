@@ -73,8 +73,19 @@ def torch_loop(data, batch, steps, lr=0.1, momentum=0.9):
 
 def jax_sgd(data, batch, steps):
     net = models.ShallowNet(key=jr.key(0))
-    run = lambda: sim.run_sgd(net, data, lr=0.1, momentum=0.9, batch_size=batch, steps=steps,  # noqa: E731
-                              key=jr.key(1), record_every=steps)
+
+    def run():
+        return sim.run_sgd(
+            net,
+            data,
+            lr=0.1,
+            momentum=0.9,
+            batch_size=batch,
+            steps=steps,
+            key=jr.key(1),
+            record_every=steps,
+        )
+
     # run_sgd measures the metrics twice (start, end): time them alone and subtract.
     flat, w = sim.FlatModel.split(net)
     metrics = jax.jit(flat.metrics)
@@ -89,8 +100,11 @@ def sde_vs_gradient(data, steps):
     @jax.jit
     def gradients(w):
         def body(w, _):
-            loss, grad = jax.value_and_grad(lambda v: jnp.sum(flat.losses(v, data.x_train, data.y_train)))(w)
+            loss, grad = jax.value_and_grad(
+                lambda v: jnp.sum(flat.losses(v, data.x_train, data.y_train))
+            )(w)
             return w - 1e-6 * grad, loss
+
         return jax.lax.scan(body, w, None, length=steps)[0]
 
     t_grad = best_of(lambda: gradients(w).block_until_ready()) / steps
@@ -98,8 +112,19 @@ def sde_vs_gradient(data, steps):
     t_metrics = best_of(lambda: metrics(w, data).block_until_ready())
     out = {}
     for backend in ("diffrax", "scan"):
-        run = lambda: sim.run_sde(net, data, lr=0.1, batch_size=30, steps=steps, key=jr.key(1),  # noqa: E731
-                                  record_every=steps, backend=backend)
+
+        def run():
+            return sim.run_sde(
+                net,
+                data,
+                lr=0.1,
+                batch_size=30,
+                steps=steps,
+                key=jr.key(1),
+                record_every=steps,
+                backend=backend,
+            )
+
         out[backend] = (best_of(run) - 2 * t_metrics) / steps
     return t_grad, out
 
@@ -120,19 +145,34 @@ def main():
             theirs = torch_loop(data, batch, args.steps)
         except ImportError:
             theirs = float("nan")
-        rows[f"sgd_B{batch}"] = dict(jax_ms=ours * 1e3, torch_ms=theirs * 1e3, speedup=theirs / ours,
-                                     peak_fraction=sgd_flops(batch) / ours / peak)
-        print(f"SGD B={batch:<4} jax {ours * 1e3:7.3f} ms/step  torch {theirs * 1e3:7.3f} ms/step  "
-              f"speed-up x{theirs / ours:.2f}  ({sgd_flops(batch) / ours / 1e9:.1f} GFLOP/s, "
-              f"{100 * sgd_flops(batch) / ours / peak:.0f}% of peak)")
+        rows[f"sgd_B{batch}"] = dict(
+            jax_ms=ours * 1e3,
+            torch_ms=theirs * 1e3,
+            speedup=theirs / ours,
+            peak_fraction=sgd_flops(batch) / ours / peak,
+        )
+        print(
+            f"SGD B={batch:<4} jax {ours * 1e3:7.3f} ms/step  torch {theirs * 1e3:7.3f} ms/step  "
+            f"speed-up x{theirs / ours:.2f}  ({sgd_flops(batch) / ours / 1e9:.1f} GFLOP/s, "
+            f"{100 * sgd_flops(batch) / ours / peak:.0f}% of peak)"
+        )
     t_grad, sde = sde_vs_gradient(data, args.sde_steps)
-    rows["sde"] = dict(value_and_grad_ms=t_grad * 1e3, diffrax_ms=sde["diffrax"] * 1e3,
-                       scan_ms=sde["scan"] * 1e3, diffrax_over_grad=sde["diffrax"] / t_grad,
-                       diffrax_over_scan=sde["diffrax"] / sde["scan"],
-                       grad_peak_fraction=sgd_flops(1000) / t_grad / peak)
-    print(f"full-batch value_and_grad {t_grad * 1e3:.2f} ms ({100 * sgd_flops(1000) / t_grad / peak:.0f}% of peak); "
-          f"SDE step: diffrax {sde['diffrax'] * 1e3:.2f} ms (x{sde['diffrax'] / t_grad:.3f} of a gradient), "
-          f"hand-written scan {sde['scan'] * 1e3:.2f} ms (diffrax/scan x{sde['diffrax'] / sde['scan']:.3f})")
+    rows["sde"] = dict(
+        value_and_grad_ms=t_grad * 1e3,
+        diffrax_ms=sde["diffrax"] * 1e3,
+        scan_ms=sde["scan"] * 1e3,
+        diffrax_over_grad=sde["diffrax"] / t_grad,
+        diffrax_over_scan=sde["diffrax"] / sde["scan"],
+        grad_peak_fraction=sgd_flops(1000) / t_grad / peak,
+    )
+    print(
+        f"full-batch value_and_grad {t_grad * 1e3:.2f} ms "
+        f"({100 * sgd_flops(1000) / t_grad / peak:.0f}% of peak); "
+        f"SDE step: diffrax {sde['diffrax'] * 1e3:.2f} ms (x{sde['diffrax'] / t_grad:.3f} of a "
+        "gradient), "
+        f"hand-written scan {sde['scan'] * 1e3:.2f} ms (diffrax/scan "
+        f"x{sde['diffrax'] / sde['scan']:.3f})"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

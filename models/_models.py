@@ -57,13 +57,14 @@ class ShallowNet(Model):
     activation: "relu" (default), "leaky_relu" (negative slope 0.01), "tanh", "gelu" or "softplus".
     init: "default" is `equinox.nn.Linear`'s own, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
     biases (PyTorch's `nn.Linear` default too); "glorot" is Glorot-uniform weights,
-    U(-sqrt(6/(fan_in + fan_out)), +), with zero biases (TensorFlow/Keras' default); "he" is He-normal
-    weights, N(0, 2/fan_in), with zero biases. The weights of every init come from the same key.
+    U(-sqrt(6/(fan_in + fan_out)), +), with zero biases (TensorFlow/Keras' default); "he" is
+    He-normal weights, N(0, 2/fan_in), with zero biases. The weights of every init come from the
+    same key.
 
     Diagnostics (`diagnostic_names`): a ReLU unit inactive on every training example is dead (its
     gradient is zero on every batch, so SGD can never revive it): `dead_fraction` is the fraction of
-    hidden units dead, over all hidden layers (with `dead_fraction_layer<k>` per layer when there are
-    several). Other activations have no dead units; for them the same count, a unit whose
+    hidden units dead, over all hidden layers (with `dead_fraction_layer<k>` per layer when there
+    are several). Other activations have no dead units; for them the same count, a unit whose
     pre-activation is negative on every training example, is `negative_fraction`.
     """
 
@@ -83,7 +84,9 @@ class ShallowNet(Model):
         dtype=None,
     ):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} (got {activation!r})")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)} (got {activation!r})"
+            )
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)} (got {init!r})")
         sizes = [n_inputs] + [width] * depth + [n_classes]
@@ -98,8 +101,9 @@ class ShallowNet(Model):
                     weight = jr.uniform(k, shape, dt, -limit, limit)
                 else:
                     weight = jr.normal(k, shape, dt) * (2.0 / n_in) ** 0.5
-                layer = eqx.tree_at(lambda lin: (lin.weight, lin.bias), layer,
-                                    (weight, jnp.zeros_like(layer.bias)))
+                layer = eqx.tree_at(
+                    lambda lin: (lin.weight, lin.bias), layer, (weight, jnp.zeros_like(layer.bias))
+                )
             layers.append(layer)
         self.layers = tuple(layers)
         self.activation = activation
@@ -107,18 +111,22 @@ class ShallowNet(Model):
     def diagnostic_names(self) -> tuple[str, ...]:
         name = "dead_fraction" if self.activation == "relu" else "negative_fraction"
         hidden = len(self.layers) - 1
-        return (name,) + (tuple(f"{name}_layer{k + 1}" for k in range(hidden)) if hidden > 1 else ())
+        return (name,) + (
+            tuple(f"{name}_layer{k + 1}" for k in range(hidden)) if hidden > 1 else ()
+        )
 
     def diagnostics(self, x):
-        """Fraction of hidden units whose pre-activation is <= 0 on every example of x (n, d): overall,
-        then per layer when there are several (`diagnostic_names`)."""
+        """Fraction of hidden units whose pre-activation is <= 0 on every example of x (n, d):
+        overall, then per layer when there are several (`diagnostic_names`)."""
         per_layer, h = [], x
         for layer in self.layers[:-1]:
             z = h @ layer.weight.T + (0.0 if layer.bias is None else layer.bias)
             per_layer.append(jnp.all(z <= 0, axis=0))
             h = ACTIVATIONS[self.activation](z)
         overall = jnp.mean(jnp.concatenate(per_layer)).astype(x.dtype)
-        parts = [overall] + ([jnp.mean(d).astype(x.dtype) for d in per_layer] if len(per_layer) > 1 else [])
+        parts = [overall] + (
+            [jnp.mean(d).astype(x.dtype) for d in per_layer] if len(per_layer) > 1 else []
+        )
         return jnp.stack(parts)
 
     def logits(self, x: Float[Array, " d"]) -> Float[Array, " n_classes"]:
@@ -153,8 +161,10 @@ class ShallowNet(Model):
 
         shifts = [jnp.zeros((x.shape[0], layer.out_features), x.dtype) for layer in self.layers]
         deltas, inputs = jax.grad(total, has_aux=True)(shifts)
-        return sum(jnp.sum(d**2, axis=1) * (jnp.sum(a**2, axis=1) + (0.0 if layer.bias is None else 1.0))
-                   for d, a, layer in zip(deltas, inputs, self.layers))
+        return sum(
+            jnp.sum(d**2, axis=1) * (jnp.sum(a**2, axis=1) + (0.0 if layer.bias is None else 1.0))
+            for d, a, layer in zip(deltas, inputs, self.layers)
+        )
 
 
 class Quadratic(Model):
@@ -183,15 +193,17 @@ class Quadratic(Model):
 
 
 class TwoWells(Model):
-    """Escape toy (Zhu et al. 2019): a sharp and a flat minimum along w_1, quadratic valleys elsewhere.
+    """Escape toy (Zhu et al. 2019): a sharp and a flat minimum along w_1, quadratic valleys
+    elsewhere.
 
-        U(w) = -ln( exp(-h_sharp w_1^2 / 2) + exp(-h_flat (w_1 - distance)^2 / 2) ) + 1/2 sum_j>1 h_j w_j^2,
+        U(w) = -ln( exp(-h_sharp w_1^2 / 2) + exp(-h_flat (w_1 - distance)^2 / 2) )
+               + 1/2 sum_j>1 h_j w_j^2,
         l_i(w) = U(w)/N + c_i . w,   sum_i c_i = 0,
 
-    so C(w) = sum_i l_i = U(w), the Hessian at the sharp minimum is about diag(h_sharp, h_2, ...), and
-    the SGD noise covariance F = sum_i c_i c_i^T / (N - 1) is constant (see `models.escape_problem`).
-    "Accuracy" here is 1.0 while w_1 lies beyond the barrier between the wells (escaped), else 0.0.
-    """
+    so C(w) = sum_i l_i = U(w), the Hessian at the sharp minimum is about diag(h_sharp, h_2, ...),
+    and the SGD noise covariance F = sum_i c_i c_i^T / (N - 1) is constant (see
+    `models.escape_problem`). "Accuracy" here is 1.0 while w_1 lies beyond the barrier between the
+    wells (escaped), else 0.0."""
 
     w: Float[Array, " d"]
     shape: Constant  # (h_sharp, h_flat, distance, barrier position, n_train)
@@ -237,6 +249,13 @@ def two_wells_profile(h_sharp: float, h_flat: float, distance: float, points: in
     barrier = float(xs[inner][np.argmax(values[inner])])
     sharp = float(xs[xs < barrier][np.argmin(values[xs < barrier])])
     flat = float(xs[xs > barrier][np.argmin(values[xs > barrier])])
-    return dict(sharp_at=sharp, barrier_at=barrier, flat_at=flat, height=float(u(barrier) - u(sharp)),
-                curvature_sharp=float(curvature(sharp)), curvature_barrier=float(curvature(barrier)),
-                curvature_flat=float(curvature(flat)), depth_difference=float(u(flat) - u(sharp)))
+    return dict(
+        sharp_at=sharp,
+        barrier_at=barrier,
+        flat_at=flat,
+        height=float(u(barrier) - u(sharp)),
+        curvature_sharp=float(curvature(sharp)),
+        curvature_barrier=float(curvature(barrier)),
+        curvature_flat=float(curvature(flat)),
+        depth_difference=float(u(flat) - u(sharp)),
+    )

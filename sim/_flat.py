@@ -54,8 +54,9 @@ class FlatModel(eqx.Module):
     def leaf_loss_and_grad(self, leaves, weights, x, y):
         """(sum_i weights_i l_i, its gradient) with parameters and gradient as tuples of leaves: the
         form the training loops carry, so the update fuses into each leaf's gradient with no slicing
-        of a flat vector and no concatenation (measured on the 784-800-10 net: 0.62 -> 0.21 ms per step at
-        B = 1, 0.47 -> 0.33 ms at B = 10)."""
+        of a flat vector and no concatenation (measured on the 784-800-10 net: 0.62 -> 0.21 ms per
+        step at B = 1, 0.47 -> 0.33 ms at B = 10)."""
+
         def loss(leaves):
             params = jax.tree.unflatten(self.treedef, list(leaves))
             return jnp.dot(weights, jax.vmap(self._combine(params).loss)(x, y))
@@ -70,8 +71,9 @@ class FlatModel(eqx.Module):
         return eqx.combine(params, self.rest, is_leaf=_is_constant)
 
     def weighted_loss_and_grad(self, w, weights, x, y):
-        """(sum_i weights_i l_i(w), its gradient as a flat vector). The gradient is taken with respect to
-        the leaves and concatenated once, which XLA fuses into whatever consumes it (the momentum
+        """(sum_i weights_i l_i(w), its gradient as a flat vector). The gradient is taken with
+        respect to the leaves and concatenated once, which XLA fuses into whatever consumes it (the
+        momentum
         update): differentiating through the slices of w instead would add one zero-padded copy of
         the whole parameter vector per leaf (measured: most of a small-batch step)."""
         value, grads = self.leaf_loss_and_grad(self.leaves(w), weights, x, y)
@@ -101,7 +103,8 @@ class FlatModel(eqx.Module):
 
     @property
     def diagnostic_names(self) -> tuple[str, ...]:
-        """The model's own diagnostics (`Model.diagnostic_names`), recorded after the three METRICS."""
+        """The model's own diagnostics (`Model.diagnostic_names`), recorded after the three
+        METRICS."""
         return self.rest.diagnostic_names()
 
     def metrics(self, w, data: Dataset, chunk: int = 2048) -> Float[Array, " k"]:
@@ -113,7 +116,9 @@ class FlatModel(eqx.Module):
             return jnp.stack([model.loss(*xy), model.correct(*xy)])
 
         def mean(x, y):
-            return jnp.mean(jax.lax.map(per_example, (x, y), batch_size=min(chunk, x.shape[0])), axis=0)
+            return jnp.mean(
+                jax.lax.map(per_example, (x, y), batch_size=min(chunk, x.shape[0])), axis=0
+            )
 
         train = mean(data.x_train, data.y_train)
         test = mean(data.x_test, data.y_test)

@@ -1,5 +1,5 @@
-"""The Hessian of a landscape at a point, from Hessian-vector products (forward-over-reverse), never a
-dense matrix: the operators, and Hutchinson's trace.
+"""The Hessian of a landscape at a point, from Hessian-vector products (forward-over-reverse), never
+a dense matrix: the operators, and Hutchinson's trace.
 
 Conventions (docs/mathematics.md, "Sharpness and the gradient noise scale"): C(w) =
 sum_i l_i(w) + (lam/2)|w|^2; sharpness is measured on the Hessian of the MEAN training loss
@@ -75,13 +75,23 @@ def _hutchinson(flat, w, data, l2, key, *, probes, batch, of):
     return jnp.mean(values), jnp.std(values, ddof=1) / jnp.sqrt(probes)
 
 
-def hessian_trace(model: Model, data: Dataset, *, key, probes: int = 100, l2: float = 0.0,
-                  of: str = "mean", probe_batch: int = 10) -> Estimate:
-    """Hutchinson estimate of tr H with Rademacher probes: mean of v^T H v and its standard error."""
+def hessian_trace(
+    model: Model,
+    data: Dataset,
+    *,
+    key,
+    probes: int = 100,
+    l2: float = 0.0,
+    of: str = "mean",
+    probe_batch: int = 10,
+) -> Estimate:
+    """Hutchinson estimate of tr H with Rademacher probes: mean of v^T H v and its standard
+    error."""
     flat, w = split_model(model, data)
     probes = _checks.integer("probes", probes, low=2)
     l2 = _checks.non_negative("l2", l2)
     with jax.default_matmul_precision("highest"):
-        mean, se = _hutchinson(flat, w, data, jnp.asarray(l2, w.dtype), key, probes=probes,
-                               batch=probe_batch, of=of)
+        mean, se = _hutchinson(
+            flat, w, data, jnp.asarray(l2, w.dtype), key, probes=probes, batch=probe_batch, of=of
+        )
     return Estimate(float(mean), float(se), f"Hutchinson, {probes} Rademacher probes")

@@ -48,12 +48,15 @@ def _newton(flat, w, data, l2, *, max_iter, tol):
         _, it, gnorm = state
         return (it < max_iter) & (gnorm > tol)
 
-    w, it, _ = jax.lax.while_loop(cond, body, (w, jnp.zeros((), jnp.int32), jnp.full((), jnp.inf, w.dtype)))
+    w, it, _ = jax.lax.while_loop(
+        cond, body, (w, jnp.zeros((), jnp.int32), jnp.full((), jnp.inf, w.dtype))
+    )
     return w, it, cost(w), jnp.linalg.norm(jax.grad(cost)(w))
 
 
-def minimize(model: Model, data: Dataset, *, l2: float, max_iter: int = 100,
-             tol: float | None = None) -> Minimum:
+def minimize(
+    model: Model, data: Dataset, *, l2: float, max_iter: int = 100, tol: float | None = None
+) -> Minimum:
     """The minimum of C(w) = sum_i l_i + (lam/2)|w|^2 by damped Newton with the dense Hessian
     (models with p <= 4000, e.g. the linear model): converged when |grad C| <= tol (default
     sqrt(machine eps) * N)."""
@@ -64,5 +67,7 @@ def minimize(model: Model, data: Dataset, *, l2: float, max_iter: int = 100,
     max_iter = _checks.integer("max_iter", max_iter)
     tol = float(np.sqrt(np.finfo(np.dtype(w.dtype)).eps) * data.n_train) if tol is None else tol
     with jax.default_matmul_precision("highest"):
-        w_min, it, c, gnorm = _newton(flat, w, data, jnp.asarray(l2, w.dtype), max_iter=max_iter, tol=tol)
+        w_min, it, c, gnorm = _newton(
+            flat, w, data, jnp.asarray(l2, w.dtype), max_iter=max_iter, tol=tol
+        )
     return Minimum(flat.model(w_min), float(c), float(gnorm), int(it), bool(gnorm <= tol))

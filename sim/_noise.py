@@ -17,19 +17,19 @@ class AbstractNoise(eqx.Module):
         """Dimension of the Brownian motion W driving the SDE."""
 
     @abc.abstractmethod
-    def increment(
-        self, flat: FlatModel, w, x, y, l2, dt, dW, g
-    ) -> Float[Array, " p"]:
+    def increment(self, flat: FlatModel, w, x, y, l2, dt, dW, g) -> Float[Array, " p"]:
         """-dC/dw dt + sqrt(g) L dW, computed as cheaply as the noise model allows."""
 
 
 class GradientCovarianceNoise(AbstractNoise):
-    """Noise covariance g F(w), F the per-example gradient covariance (1/(N-1)), exact and matrix-free.
+    """Noise covariance g F(w), F the per-example gradient covariance (1/(N-1)), exact and
+    matrix-free.
 
     With G the N x p matrix of centred per-example gradients, L = G^T / sqrt(N-1) has L L^T = F, and
     L dW for an N-dimensional Brownian increment is one vector-Jacobian product. Drift and noise
     together are ONE weighted VJP:
-        dw = -grad_w sum_i a_i C_i(w),  a_i = dt - sqrt(g / (N-1)) (dW_i - mean(dW)),  dW ~ N(0, dt I_N).
+        dw = -grad_w sum_i a_i C_i(w),  a_i = dt - sqrt(g / (N-1)) (dW_i - mean(dW)),
+        dW ~ N(0, dt I_N).
     The prior part of C_i is the same for every i: it cancels from the noise and its drift is
     -lam w dt exactly.
     """
@@ -44,12 +44,13 @@ class GradientCovarianceNoise(AbstractNoise):
 
 
 class IsotropicNoise(AbstractNoise):
-    """Noise covariance g (tr F(w) / p) I: the same total variance as F, spread evenly (Zhu et al. 2019).
+    """Noise covariance g (tr F(w) / p) I: the same total variance as F, spread evenly (Zhu et al.
+    2019).
 
-    tr F = (sum_i |grad l_i|^2 - |sum_i grad l_i|^2 / N) / (N - 1) is computed exactly at every step.
-    The per-example norms come from the model's one-pass fast path where it has one (the linear model
-    and the ReLU net: a step then costs about two full-batch gradients), else from per-example
-    gradients, `chunk` examples at a time (never an N x p matrix).
+    tr F = (sum_i |grad l_i|^2 - |sum_i grad l_i|^2 / N) / (N - 1) is computed exactly at every
+    step. The per-example norms come from the model's one-pass fast path where it has one (the
+    linear model and the ReLU net: a step then costs about two full-batch gradients), else from
+    per-example gradients, `chunk` examples at a time (never an N x p matrix).
     """
 
     chunk: int = eqx.field(static=True, default=100)
@@ -66,7 +67,8 @@ class IsotropicNoise(AbstractNoise):
 
 
 def gradient_covariance_trace(flat: FlatModel, w, x, y, *, chunk: int = 100, total=None):
-    """tr F(w) with F = sum_i (grad l_i - mean)(...)^T / (N - 1), from per-example gradients in chunks."""
+    """tr F(w) with F = sum_i (grad l_i - mean)(...)^T / (N - 1), from per-example gradients in
+    chunks."""
     n = x.shape[0]
     if total is None:
         total = flat.weighted_loss_grad(w, jnp.ones((n,), w.dtype), x, y)

@@ -69,7 +69,9 @@ def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
         pairs = [FlatModel.split(m) for m in models]
         flat = pairs[0][0]
         if any(p[0].treedef != flat.treedef or p[0].shapes != flat.shapes for p in pairs):
-            raise _checks.InputError("model: every model of an ensemble must share one architecture")
+            raise _checks.InputError(
+                "model: every model of an ensemble must share one architecture"
+            )
         w0 = jnp.stack([p[1] for p in pairs])
         n_seeds = len(models)
     check_data_fits(flat, w0[0], data)
@@ -78,11 +80,14 @@ def prepare(model: Model | Sequence[Model], data: Dataset, key, n_seeds: int):
 
 def record_interval(record_every: int | None, steps: int) -> int:
     """The record interval, by default steps // 20 (at least 1)."""
-    return _checks.integer("record_every", record_every if record_every is not None else max(1, steps // 20))
+    return _checks.integer(
+        "record_every", record_every if record_every is not None else max(1, steps // 20)
+    )
 
 
 def early_steps(record_every: int, steps: int) -> list[int]:
-    """The geometric records before the first regular one: 1, 2, 4, ... below min(record_every, steps)."""
+    """The geometric records before the first regular one: 1, 2, 4, ... below min(record_every,
+    steps)."""
     out, k = [], 1
     while k < min(record_every, steps):
         out.append(k)
@@ -127,7 +132,9 @@ def scan_records(advance, measure, state, *, steps: int, record_every: int, earl
     for a, b in early_intervals(lay, record_every):
         state = run_interval(state, a, b - a)
         parts.append(measure(state)[None])
-    state, records = jax.lax.scan(body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32))
+    state, records = jax.lax.scan(
+        body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32)
+    )
     parts.append(records)
     if lay.tail:
         state = run_interval(state, lay.n_full * record_every, steps - lay.n_full * record_every)
@@ -171,8 +178,8 @@ def first_regular(lay: Layout) -> int:
 
 def record_steps_of(lay: Layout, steps: int, record_every: int) -> np.ndarray:
     """The steps at which both record loops (`scan_records`, `scan_records_traced`) measure: step 0,
-    the early steps and record_every (with early records), the multiples of record_every, and `steps`
-    after a shorter last interval."""
+    the early steps and record_every (with early records), the multiples of record_every, and
+    `steps` after a shorter last interval."""
     out = [0] + [b for _, b in early_intervals(lay, record_every)]
     out += [k * record_every for k in range(first_regular(lay) + 1, lay.n_full + 1)]
     return np.asarray(out + ([steps] if lay.tail else []))
@@ -191,16 +198,18 @@ def run_length(steps: int, record_every: int, early: bool) -> tuple[RunLength, n
     """The compiled loop's `RunLength` for a run of `steps` recorded every `record_every` steps, and
     its record steps (numpy)."""
     lay = layout(steps, record_every, early)
-    return (RunLength(jnp.int32(steps), jnp.int32(record_every), lay),
-            record_steps_of(lay, steps, record_every))
+    return (
+        RunLength(jnp.int32(steps), jnp.int32(record_every), lay),
+        record_steps_of(lay, steps, record_every),
+    )
 
 
 def scan_records_traced(advance, measure, state, length: RunLength):
     """`scan_records` with `length.steps` and `length.record_every` traced int32 scalars and the
     layout static: advance(state, start, length) must accept a traced length (a loop with a dynamic
     trip count). Each interval runs as 20 pieces (their ends at start + k length // 20), progress
-    reported after each non-empty one. Returns (final state, records (R, S, M)); the record steps are
-    `record_steps_of(length.layout, ...)` (`run_length` returns them)."""
+    reported after each non-empty one. Returns (final state, records (R, S, M)); the record steps
+    are `record_steps_of(length.layout, ...)` (`run_length` returns them)."""
     steps, record_every, lay = length
 
     def run_interval(state, start, length):
@@ -222,7 +231,9 @@ def scan_records_traced(advance, measure, state, length: RunLength):
     for a, b in early_intervals(lay, record_every):
         state = run_interval(state, jnp.int32(a), b - a)
         parts.append(measure(state)[None])
-    state, records = jax.lax.scan(body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32))
+    state, records = jax.lax.scan(
+        body, state, jnp.arange(first_regular(lay), lay.n_full, dtype=jnp.int32)
+    )
     parts.append(records)
     if lay.tail:
         state = run_interval(state, lay.n_full * record_every, steps - lay.n_full * record_every)
@@ -254,8 +265,10 @@ def to_trajectory(kind, flat, records, record_steps, time_per_step, params, dive
     return Trajectory(
         kind=kind,
         steps=record_steps,
-        time=np.broadcast_to(np.asarray(time_per_step, dtype=float).reshape(-1, 1) * record_steps,
-                             (np.shape(params)[0], record_steps.shape[0])).copy(),
+        time=np.broadcast_to(
+            np.asarray(time_per_step, dtype=float).reshape(-1, 1) * record_steps,
+            (np.shape(params)[0], record_steps.shape[0]),
+        ).copy(),
         train_loss=records[:, :, 0].T.copy(),
         test_accuracy=records[:, :, 1].T.copy(),
         test_xent=records[:, :, 2].T.copy(),
@@ -263,7 +276,9 @@ def to_trajectory(kind, flat, records, record_steps, time_per_step, params, dive
         diverged_step=np.asarray(diverged_step),
         config=config,
         flat=flat,
-        diagnostics={name: records[:, :, 3 + k].T.copy() for k, name in enumerate(flat.diagnostic_names)},
+        diagnostics={
+            name: records[:, :, 3 + k].T.copy() for k, name in enumerate(flat.diagnostic_names)
+        },
     )
 
 
@@ -291,7 +306,9 @@ def over_seeds(fn, mode: str):
 def per_run(name, value, check) -> list[float]:
     """A hyperparameter given as a number or one value per run, each checked."""
     if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
-        values = [check(name, v.item() if hasattr(v, "item") else v) for v in np.asarray(value).ravel()]
+        values = [
+            check(name, v.item() if hasattr(v, "item") else v) for v in np.asarray(value).ravel()
+        ]
         if not values:
             raise _checks.InputError(f"{name} must not be empty")
         return values

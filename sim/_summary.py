@@ -13,11 +13,20 @@ from ._hessian import hessian_trace, split_model
 from ._lanczos import hessian_top_eigenvalues
 
 
-def summary(model: Model, data: Dataset, *, key, l2: float = 0.0, k: int = 1, probes: int = 30,
-            lanczos_steps: int | None = None) -> dict:
+def summary(
+    model: Model,
+    data: Dataset,
+    *,
+    key,
+    l2: float = 0.0,
+    k: int = 1,
+    probes: int = 30,
+    lanczos_steps: int | None = None,
+) -> dict:
     """One call for a trained model: accuracy and cross-entropy on train and test, top Hessian
-    eigenvalue(s) (`Eigenvalues`, with error bounds) and trace (mean loss), Laplace log evidence ratio
-    (when lam > 0), B_simple and B_noise; each entry a number or a result with its method and error."""
+    eigenvalue(s) (`Eigenvalues`, with error bounds) and trace (mean loss), Laplace log evidence
+    ratio (when lam > 0), B_simple and B_noise; each entry a number or a result with its method and
+    error."""
     flat, w = split_model(model, data)
     eig_key, trace_key, ev_key, noise_key = jr.split(key, 4)
     test = np.asarray(jax.jit(flat.metrics)(w, data))

@@ -12,11 +12,13 @@ class Trajectory:
     """Metrics recorded along SGD or its SDE, for every seed.
 
     steps: (R,) SGD-equivalent step of each record (0 = the initialisation).
-    time: (S, R) SDE time of each record per run (steps * eps/N, or steps * sqrt(eps/N) with momentum).
+    time: (S, R) SDE time of each record per run (steps * eps/N, or steps * sqrt(eps/N) with
+        momentum).
     train_loss, test_accuracy, test_xent: (S, R); NaN after a seed diverged.
-    params: (S, p) final flat parameters (SDE: the last finite ones of a diverged seed; SGD: whatever
-        they became, typically NaN).
-    diverged_step: (S,) the SGD-equivalent step at which the parameters became non-finite; -1 if never.
+    params: (S, p) final flat parameters (SDE: the last finite ones of a diverged seed; SGD:
+        whatever they became, typically NaN).
+    diverged_step: (S,) the SGD-equivalent step at which the parameters became non-finite; -1 if
+        never.
     diagnostics: the model's own diagnostics at the same records (`Model.diagnostic_names`, e.g. the
         fraction of dead ReLU units), name -> (S, R); empty for a model without any.
     """

@@ -20,8 +20,8 @@ def small_logistic(n=12, d=3, seed=0):
 
 
 def second_moment_with_se(samples, mean):
-    """E[(x - mean)(x - mean)^T] from samples with a KNOWN mean, and the standard error of each entry
-    (std of the products / sqrt(n): valid for any distribution with finite fourth moments)."""
+    """E[(x - mean)(x - mean)^T] from samples with a KNOWN mean, and the standard error of each
+    entry (std of the products / sqrt(n): valid for any distribution with finite fourth moments)."""
     c = samples - mean
     prods = c[:, :, None] * c[:, None, :]
     n = samples.shape[0]
@@ -29,8 +29,9 @@ def second_moment_with_se(samples, mean):
 
 
 def newton_logistic(x, y, lam, *, bias=True, iters=50):
-    """Minimum of C = sum_i [softplus(z_i) - y_i z_i] + lam/2 |w|^2 by Newton's method (numpy), and the
-    dense Hessian there: X^T diag(p(1-p)) X + lam I (X with a column of ones when there is a bias)."""
+    """Minimum of C = sum_i [softplus(z_i) - y_i z_i] + lam/2 |w|^2 by Newton's method (numpy), and
+    the dense Hessian there: X^T diag(p(1-p)) X + lam I (X with a column of ones when there is a
+    bias)."""
     xb = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) if bias else x
     w = np.zeros(xb.shape[1])
     for _ in range(iters):

@@ -1,8 +1,9 @@
 """Known answers for the analysis behind the README's headline numbers: B_opt on a grid and its
 uncertainty (Figs 4-7), the log-log slope of B_opt and its error (Figs 5-7, weak order), the Welch
 difference in standard errors and the departure study's parting rule, and Fig 9's Jarque-Bera
-statistic and batch-variance ratio. Every input is synthetic, with an answer in closed form (or from an
-independent implementation in scipy); no training runs here, each test takes well under a second."""
+statistic and batch-variance ratio. Every input is synthetic, with an answer in closed form (or from
+an independent implementation in scipy); no training runs here, each test takes well under a
+second."""
 
 import importlib
 import itertools
@@ -33,16 +34,18 @@ _batch_sweep = _module("experiments._batch_sweep", "experiments.paper.batch_size
 departure = _module("experiments.departure", "experiments.studies.departure")
 fig9 = _module("experiments.fig9", "experiments.paper.fig9")
 
-# --- B_opt on a grid and its uncertainty (experiments/_common.py optimum_on_grid, _batch_sweep.optima)
+# --- B_opt on a grid and its uncertainty (experiments/_common.py optimum_on_grid,
+# _batch_sweep.optima)
 
 PAPER_GRID = (1, 3, 10, 30, 100, 300, 1000)
 
 
 def test_optimum_on_grid_of_a_known_peak():
-    """A score peaking at B = 30 on the 1-3-10 grid: B_opt = 30 (index 3), and its uncertainty is half
-    the WIDER neighbouring log step, 0.5 ln(100/30) = 0.5 ln(10/3) (not ln 3 = ln(30/10)): the README's
-    "B_opt = 30 (x/÷ 1.8)", exp(0.602) = sqrt(10/3) = 1.826. Pure float arithmetic on logs: rel 1e-12."""
-    scores = [-(math.log(b) - math.log(30)) ** 2 for b in PAPER_GRID]
+    """A score peaking at B = 30 on the 1-3-10 grid: B_opt = 30 (index 3), and its uncertainty is
+    half the WIDER neighbouring log step, 0.5 ln(100/30) = 0.5 ln(10/3) (not ln 3 = ln(30/10)): the
+    README's "B_opt = 30 (x/÷ 1.8)", exp(0.602) = sqrt(10/3) = 1.826. Pure float arithmetic on logs:
+    rel 1e-12."""
+    scores = [-((math.log(b) - math.log(30)) ** 2) for b in PAPER_GRID]
     b_opt, log_sigma, index = _common.optimum_on_grid(PAPER_GRID, scores)
     assert (b_opt, index) == (30.0, 3)
     assert log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
@@ -56,24 +59,44 @@ def test_optimum_on_grid_at_the_edges_and_with_missing_points():
     """At either end of the grid the one neighbouring step is used; NaN scores are skipped and -inf
     (no finite seed at that B) never wins."""
     grid = [1, 3, 10, 30]
-    assert _common.optimum_on_grid(grid, [0.9, 0.5, 0.4, 0.1]) == pytest.approx((1.0, 0.5 * math.log(3), 0))
-    assert _common.optimum_on_grid(grid, [0.1, 0.2, 0.3, 0.9]) == pytest.approx((30.0, 0.5 * math.log(3), 3))
+    assert _common.optimum_on_grid(grid, [0.9, 0.5, 0.4, 0.1]) == pytest.approx(
+        (1.0, 0.5 * math.log(3), 0)
+    )
+    assert _common.optimum_on_grid(grid, [0.1, 0.2, 0.3, 0.9]) == pytest.approx(
+        (30.0, 0.5 * math.log(3), 3)
+    )
     b_opt, log_sigma, index = _common.optimum_on_grid(grid, [math.nan, 0.5, 0.6, -math.inf])
-    assert (b_opt, index) == (10.0, 2) and log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
+    assert (b_opt, index) == (10.0, 2) and log_sigma == pytest.approx(
+        0.5 * math.log(10 / 3), rel=1e-12
+    )
 
 
 def _sweep_row(lr, b, seed, acc, diverged=False):
-    return dict(config=dict(lr=lr, batch_size=b, momentum=0.9, n_train=1000), seed=seed, test_accuracy=acc,
-                test_xent=1.5 - acc, train_loss=1.4 - acc, diverged=diverged)
+    return dict(
+        config=dict(lr=lr, batch_size=b, momentum=0.9, n_train=1000),
+        seed=seed,
+        test_accuracy=acc,
+        test_xent=1.5 - acc,
+        train_loss=1.4 - acc,
+        diverged=diverged,
+    )
 
 
 def test_optima_from_sweep_rows():
-    """optima() on rows as the sweep writes them. eps = 0.1: seeds' accuracies (0.88, 0.90) at B = 30
-    give the highest mean 0.89 (s.e. = std(ddof=1)/sqrt(2) = 0.01 exactly); a DIVERGED seed at B = 100
-    with a higher number must be left out (else B_opt would move to 100), and B = 1000 with every seed
-    diverged has no mean at all. eps = 0.2 peaks at the grid edge (B = 1): not interior."""
-    acc = {1: (0.70, 0.72), 3: (0.80, 0.82), 10: (0.85, 0.87), 30: (0.88, 0.90), 100: (0.84, 0.86),
-           300: (0.75, 0.77), 1000: (0.60, 0.62)}
+    """optima() on rows as the sweep writes them. eps = 0.1: seeds' accuracies (0.88, 0.90) at B =
+    30 give the highest mean 0.89 (s.e. = std(ddof=1)/sqrt(2) = 0.01 exactly); a DIVERGED seed at B
+    = 100 with a higher number must be left out (else B_opt would move to 100), and B = 1000 with
+    every seed diverged has no mean at all. eps = 0.2 peaks at the grid edge (B = 1): not
+    interior."""
+    acc = {
+        1: (0.70, 0.72),
+        3: (0.80, 0.82),
+        10: (0.85, 0.87),
+        30: (0.88, 0.90),
+        100: (0.84, 0.86),
+        300: (0.75, 0.77),
+        1000: (0.60, 0.62),
+    }
     rows = []
     for b in PAPER_GRID:
         for s, a in enumerate(acc[b]):
@@ -96,8 +119,8 @@ def test_optima_from_sweep_rows():
 
 
 def test_slope_of_an_exact_power_law():
-    """y = 7 x^1.3 on x doubling: the slope is 1.3 to rounding (rel 1e-12). The residuals are rounding,
-    so the error is the grid term: a constant ln-uncertainty sigma per point propagates to
+    """y = 7 x^1.3 on x doubling: the slope is 1.3 to rounding (rel 1e-12). The residuals are
+    rounding, so the error is the grid term: a constant ln-uncertainty sigma per point propagates to
     sigma / sqrt(Sxx), Sxx = sum (ln x - mean)^2 = 5 ln^2 2 for four doublings; with sigma = 0 it is
     rounding (< 1e-12)."""
     x = [0.025, 0.05, 0.1, 0.2]
@@ -116,27 +139,41 @@ def test_slope_error_of_two_points_with_unequal_uncertainties():
     assert slope == pytest.approx(1.0, rel=1e-12) and se == pytest.approx(0.25, rel=1e-12)
 
 
-@pytest.mark.parametrize("x, y, slope, se", [
-    # Fig 5: B_opt = 10, 10, 30 at eps = 0.025, 0.05, 0.1: slope ln 3 / (2 ln 2) = 0.79,
-    # error 0.5 ln(10/3) / (sqrt 2 ln 2) = 0.61 (the grid term; the residual one is 0.46)
-    ([0.025, 0.05, 0.1], [10, 10, 30], math.log(3) / (2 * math.log(2)),
-     0.5 * math.log(10 / 3) / (math.sqrt(2) * math.log(2))),
-    # Fig 6: B_opt = 30 at N = 250, 500, 1000: slope 0, same grid error 0.61
-    ([250, 500, 1000], [30, 30, 30], 0.0, 0.5 * math.log(10 / 3) / (math.sqrt(2) * math.log(2))),
-])
+@pytest.mark.parametrize(
+    "x, y, slope, se",
+    [
+        # Fig 5: B_opt = 10, 10, 30 at eps = 0.025, 0.05, 0.1: slope ln 3 / (2 ln 2) = 0.79,
+        # error 0.5 ln(10/3) / (sqrt 2 ln 2) = 0.61 (the grid term; the residual one is 0.46)
+        (
+            [0.025, 0.05, 0.1],
+            [10, 10, 30],
+            math.log(3) / (2 * math.log(2)),
+            0.5 * math.log(10 / 3) / (math.sqrt(2) * math.log(2)),
+        ),
+        # Fig 6: B_opt = 30 at N = 250, 500, 1000: slope 0, same grid error 0.61
+        (
+            [250, 500, 1000],
+            [30, 30, 30],
+            0.0,
+            0.5 * math.log(10 / 3) / (math.sqrt(2) * math.log(2)),
+        ),
+    ],
+)
 def test_slope_reproduces_the_readme_headlines(x, y, slope, se):
     """The README's "slope 0.79 ± 0.61" (Fig 5) and "0.00 ± 0.61" (Fig 6) from the measured B_opt,
-    each with the grid uncertainty half of ln(10/3) that optimum_on_grid gives on the 1-3-10 grid."""
-    sigma = 0.5 * math.log(10 / 3)  # optimum_on_grid's uncertainty at B = 10 or 30 on the 1-3-10 grid
+    each with the grid uncertainty half of ln(10/3) that optimum_on_grid gives on the 1-3-10
+    grid."""
+    # optimum_on_grid's uncertainty at B = 10 or 30 on the 1-3-10 grid
+    sigma = 0.5 * math.log(10 / 3)
     got_slope, got_se = _common.loglog_slope(x, y, [sigma] * 3)
     assert got_slope == pytest.approx(slope, rel=1e-12, abs=1e-15)
     assert got_se == pytest.approx(se, rel=1e-12)
 
 
 def test_slope_of_fig7_is_the_larger_of_residual_and_grid_error():
-    """Fig 7: B_opt = 3, 10, 30 at 1/(1 - m) = 1, 2, 10 (README 0.94 ± 0.36). Slope and residual error
-    against scipy.stats.linregress (independent least squares, rel 1e-10); the reported error is the
-    grid term here (0.36 > 0.24)."""
+    """Fig 7: B_opt = 3, 10, 30 at 1/(1 - m) = 1, 2, 10 (README 0.94 ± 0.36). Slope and residual
+    error against scipy.stats.linregress (independent least squares, rel 1e-10); the reported error
+    is the grid term here (0.36 > 0.24)."""
     x, y = [1, 2, 10], [3, 10, 30]
     sigma = 0.5 * math.log(10 / 3)
     ref = scipy.stats.linregress(np.log(x), np.log(y))
@@ -152,18 +189,20 @@ def test_slope_of_fig7_is_the_larger_of_residual_and_grid_error():
 
 def test_slope_on_noisy_data_matches_least_squares_and_covers():
     """ln y = 0.8 ln x + 1 + N(0, 0.3^2) at 8 points. (a) One draw: slope and error (no grid term)
-    equal scipy.stats.linregress's slope and stderr (rel 1e-10; catches an n-1 for n-2 slip, a factor
-    sqrt(8/7)). (b) 2,000 draws: slope ± t(0.975, 6) se covers 0.8 in 95% of them (binomial s.e.
-    0.005; tolerance 0.02 = 4 s.e.). (c) With the true 0.3 as the grid term, the spread of the fitted
-    slopes equals the grid error (relative s.e. of a s.d. from 2,000 draws 1.6%; tolerance 6%) and
-    the +-1.96 se interval covers at least 95% (max(residual, grid) >= the true s.d.)."""
+    equal scipy.stats.linregress's slope and stderr (rel 1e-10; catches an n-1 for n-2 slip, a
+    factor sqrt(8/7)). (b) 2,000 draws: slope ± t(0.975, 6) se covers 0.8 in 95% of them (binomial
+    s.e. 0.005; tolerance 0.02 = 4 s.e.). (c) With the true 0.3 as the grid term, the spread of the
+    fitted slopes equals the grid error (relative s.e. of a s.d. from 2,000 draws 1.6%; tolerance
+    6%) and the +-1.96 se interval covers at least 95% (max(residual, grid) >= the true s.d.)."""
     rng = np.random.default_rng(0)
     x = np.geomspace(0.01, 1.0, 8)
     noise = rng.normal(0, 0.3, size=(2000, 8))
     ys = np.exp(0.8 * np.log(x) + 1 + noise)
     ref = scipy.stats.linregress(np.log(x), np.log(ys[0]))
     slope, se = _common.loglog_slope(x, ys[0], 0.0)
-    assert slope == pytest.approx(ref.slope, rel=1e-10) and se == pytest.approx(ref.stderr, rel=1e-10)
+    assert slope == pytest.approx(ref.slope, rel=1e-10) and se == pytest.approx(
+        ref.stderr, rel=1e-10
+    )
     t = scipy.stats.t.ppf(0.975, 6)
     fits = np.array([_common.loglog_slope(x, y, 0.0) for y in ys])
     assert np.mean(np.abs(fits[:, 0] - 0.8) <= t * fits[:, 1]) == pytest.approx(0.95, abs=0.02)
@@ -179,11 +218,12 @@ def test_slope_on_noisy_data_matches_least_squares_and_covers():
 
 def test_mean_se_and_welch_in_closed_form():
     """a = 1..5: mean 3, sample variance 2.5 (ddof 1), s.e. sqrt(0.5); b = 10, 12, 14: mean 12,
-    variance 4, s.e. sqrt(4/3). z = (12 - 3)/sqrt(0.5 + 4/3) = 9/sqrt(11/6) = 6.647 (b - a: positive).
-    None and non-finite values are dropped before counting."""
+    variance 4, s.e. sqrt(4/3). z = (12 - 3)/sqrt(0.5 + 4/3) = 9/sqrt(11/6) = 6.647 (b - a:
+    positive). None and non-finite values are dropped before counting."""
     a, b = [1, 2, 3, 4, 5], [10, 12, 14]
-    assert _common.mean_se(a + [None, math.nan, math.inf]) == pytest.approx((3.0, math.sqrt(0.5), 5),
-                                                                            rel=1e-12)
+    assert _common.mean_se(a + [None, math.nan, math.inf]) == pytest.approx(
+        (3.0, math.sqrt(0.5), 5), rel=1e-12
+    )
     sa, sb, z = _common.welch(a, b + [None, math.nan])
     assert sa == pytest.approx((3.0, math.sqrt(0.5), 5), rel=1e-12)
     assert sb == pytest.approx((12.0, math.sqrt(4 / 3), 3), rel=1e-12)
@@ -208,11 +248,13 @@ def test_welch_is_nan_when_undefined():
     assert math.isnan(_common.welch([1.0], [2.0, 3.0])[2])
     assert math.isnan(_common.welch([1.0, math.nan], [2.0, 3.0])[2])
     assert math.isnan(_common.welch([1.0, 1.0], [2.0, 2.0, 2.0])[2])
-    assert _common.welch([1.0, 1.0], [2.0, 4.0])[2] == pytest.approx(2.0, rel=1e-12)  # (3 - 1) / hypot(0, 1)
+    # (3 - 1) / hypot(0, 1)
+    assert _common.welch([1.0, 1.0], [2.0, 4.0])[2] == pytest.approx(2.0, rel=1e-12)
     assert _common.mean_se([])[2] == 0 and math.isnan(_common.mean_se([7.0])[1])
 
 
-# --- the departure study's parting rule (experiments/studies/departure.py: compare, parts and the ladder rule in summarize)
+# --- the departure study's parting rule (experiments/studies/departure.py: compare, parts and the
+# ladder rule in summarize)
 
 LADDER = (0.1, 0.2, 0.4, 0.8, 1.6)
 SPREAD = np.array([-1.0, 0.0, 1.0])  # three seeds: sample s.d. 1, s.e. 1/sqrt(3) per side
@@ -222,8 +264,8 @@ def _departure_rows(plan):
     """Rows as the sweep writes them. plan[(dynamics, refinement)] is, per rung, (z, n_diverged):
     SGD seeds at 1 + 0.1 SPREAD, SDE seeds shifted by z sqrt(2) 0.1/sqrt(3), so that the Welch z of
     train_loss (SDE - SGD) is exactly z; test accuracy and cross-entropy never differ. The last
-    n_diverged seeds diverged and carry NaN metrics, as real rows do (z must then be 0: the shift assumes
-    three finite seeds a side). NSR_B = 0.5/eps: it crosses 1 at eps = 0.5 exactly."""
+    n_diverged seeds diverged and carry NaN metrics, as real rows do (z must then be 0: the shift
+    assumes three finite seeds a side). NSR_B = 0.5/eps: it crosses 1 at eps = 0.5 exactly."""
     rows = []
     for (dynamics, r), rungs in plan.items():
         for lr, (z, n_div) in zip(LADDER, rungs):
@@ -231,11 +273,15 @@ def _departure_rows(plan):
             shift = z * math.sqrt(2) * 0.1 / math.sqrt(3)
             for s in range(3):
                 diverged = s >= 3 - n_div
-                nan_or = (lambda v: math.nan if diverged else v)  # noqa: E731
-                row = dict(config=dict(dynamics=dynamics, refinement=r, lr=lr), seed=s, diverged=diverged,
-                           train_loss=nan_or(1 + 0.1 * SPREAD[s] + shift),
-                           test_accuracy=nan_or(0.8 + 0.01 * SPREAD[s]),
-                           test_xent=nan_or(0.5 + 0.01 * SPREAD[s]))
+                nan_or = lambda v: math.nan if diverged else v  # noqa: E731
+                row = dict(
+                    config=dict(dynamics=dynamics, refinement=r, lr=lr),
+                    seed=s,
+                    diverged=diverged,
+                    train_loss=nan_or(1 + 0.1 * SPREAD[s] + shift),
+                    test_accuracy=nan_or(0.8 + 0.01 * SPREAD[s]),
+                    test_xent=nan_or(0.5 + 0.01 * SPREAD[s]),
+                )
                 if dynamics == "sgd" and not diverged:
                     row.update(nsr=0.5 / lr, top_eigenvalue=1.0)
                 rows.append(row)
@@ -243,12 +289,14 @@ def _departure_rows(plan):
 
 
 def _run_departure(monkeypatch, tmp_path, plan, refinements):
-    """The study's analysis of the rows, as written to departure.json (JSON: tuples become lists)."""
+    """The study's analysis of the rows, as written to departure.json (JSON: tuples become
+    lists)."""
     rows = _departure_rows(plan)
     cfg = departure.Config(lrs=LADDER, seeds=3, refinements=refinements, threshold=3.0)
     if hasattr(departure, "summarize"):  # the analysis as its own stage
         return json.loads(json.dumps(departure.summarize(rows, cfg)))
-    synthetic = types.SimpleNamespace(source="synthetic")  # else main(), with the sweep replaced by rows
+    # else main(), with the sweep replaced by rows
+    synthetic = types.SimpleNamespace(source="synthetic")
     monkeypatch.setattr(departure.models, "load_mnist", lambda *a, **k: synthetic)
     monkeypatch.setattr(departure, "run_sweep", lambda *a, **k: rows)
     departure.main(cfg, tmp_path)
@@ -257,18 +305,21 @@ def _run_departure(monkeypatch, tmp_path, plan, refinements):
 
 def test_parting_rung_on_a_constructed_ladder(monkeypatch, tmp_path):
     """The departure study's analysis on synthetic rows. Threshold 3 s.e.:
-    r = 1: z = 0.5, 4 (an isolated flag), 2.9, 3.1, -5: flags F T F T T, so the SDE parts from the 4th
-      rung (eps = 0.8): not the first flag (0.2), not one rung early (0.4, the suffix rule off by
-      one), and |z| counts both signs.
+    r = 1: z = 0.5, 4 (an isolated flag), 2.9, 3.1, -5: flags F T F T T, so the SDE parts from the
+      4th rung (eps = 0.8): not the first flag (0.2), not one rung early (0.4, the suffix rule off
+      by one), and |z| counts both signs.
     r = 2: z = 2.9 everywhere: never parts (None).
     r = 4: no metric differs, but the SDE diverges (one seed at rung 2, all three at rung 4, one at
       rung 5) while SGD never does: flags F T F T T, parts from eps = 0.8; the rung where every SDE
       seed diverged has no z at all and still parts.
-    The recorded z are the constructed ones (rel 1e-9), and NSR_B = 0.5/eps crosses 1 at eps = 0.5."""
-    plan = {("sgd", 1): [(0, 0)] * 5,
-            ("sde", 1): [(0.5, 0), (4.0, 0), (2.9, 0), (3.1, 0), (-5.0, 0)],
-            ("sde", 2): [(2.9, 0)] * 5,
-            ("sde", 4): [(0, 0), (0, 1), (0, 0), (0, 3), (0, 1)]}
+    The recorded z are the constructed ones (rel 1e-9), and NSR_B = 0.5/eps crosses 1 at eps =
+    0.5."""
+    plan = {
+        ("sgd", 1): [(0, 0)] * 5,
+        ("sde", 1): [(0.5, 0), (4.0, 0), (2.9, 0), (3.1, 0), (-5.0, 0)],
+        ("sde", 2): [(2.9, 0)] * 5,
+        ("sde", 4): [(0, 0), (0, 1), (0, 0), (0, 3), (0, 1)],
+    }
     out = _run_departure(monkeypatch, tmp_path, plan, (1, 2, 4))
     r1, r2, r4 = (out["sde"][f"r={r}"] for r in (1, 2, 4))
     assert r1["parts"] == [False, True, False, True, True] and r1["parted_lr"] == 0.8
@@ -282,11 +333,14 @@ def test_parting_rung_on_a_constructed_ladder(monkeypatch, tmp_path):
 
 
 def test_parting_when_sgd_diverges_at_the_top(monkeypatch, tmp_path):
-    """SGD diverges (every seed) at the top rung while the SDE does not: one side diverging parts, so
-    the SDE parts from the top rung (its flag is the only one); a single flag at the top counts."""
+    """SGD diverges (every seed) at the top rung while the SDE does not: one side diverging parts,
+    so the SDE parts from the top rung (its flag is the only one); a single flag at the top
+    counts."""
     plan = {("sgd", 1): [(0, 0)] * 4 + [(0, 3)], ("sde", 1): [(1.0, 0)] * 5}
     out = _run_departure(monkeypatch, tmp_path, plan, (1,))
-    assert out["sde"]["r=1"]["parts"] == [False] * 4 + [True] and out["sde"]["r=1"]["parted_lr"] == 1.6
+    assert (
+        out["sde"]["r=1"]["parts"] == [False] * 4 + [True] and out["sde"]["r=1"]["parted_lr"] == 1.6
+    )
 
 
 def test_parts_counts_divergence_on_one_side_only():
@@ -300,30 +354,33 @@ def test_parts_counts_divergence_on_one_side_only():
     assert not departure.parts(dict(nan, diverged=(0, 0)), 3.0)
     assert departure.parts(dict(quiet, test_xent=dict(z=-3.01), diverged=(0, 0)), 3.0)
     assert not departure.parts(dict(quiet, test_xent=dict(z=2.99), diverged=(0, 0)), 3.0)
-    assert not departure.parts(dict(quiet, test_xent=dict(z=3.0), diverged=(0, 0)), 3.0)  # "more than"
+    # "more than"
+    assert not departure.parts(dict(quiet, test_xent=dict(z=3.0), diverged=(0, 0)), 3.0)
 
 
 # --- Fig 9: Jarque-Bera and the batch-variance ratio (experiments/fig9.py)
 
 
 def test_jarque_bera_matches_scipy():
-    """(skew, excess kurtosis, JB, p) against scipy's biased moment estimators and its JB test, which
-    use the same definitions (JB = n (S^2/6 + K^2/24), p = chi2(2) tail = exp(-JB/2)): rel 1e-10 on
-    a skewed sample of 1,000 (a ddof slip in a moment moves S and K by O(1/n) = 1e-3)."""
+    """(skew, excess kurtosis, JB, p) against scipy's biased moment estimators and its JB test,
+    which use the same definitions (JB = n (S^2/6 + K^2/24), p = chi2(2) tail = exp(-JB/2)): rel
+    1e-10 on a skewed sample of 1,000 (a ddof slip in a moment moves S and K by O(1/n) = 1e-3)."""
     x = np.random.default_rng(1).gamma(2.0, size=1000)
     s, k, jb, p = fig9.jarque_bera(x)
     ref = scipy.stats.jarque_bera(x)
     assert s == pytest.approx(scipy.stats.skew(x, bias=True), rel=1e-10)
     assert k == pytest.approx(scipy.stats.kurtosis(x, fisher=True, bias=True), rel=1e-10)
-    assert jb == pytest.approx(ref.statistic, rel=1e-10) and p == pytest.approx(ref.pvalue, rel=1e-8)
+    assert jb == pytest.approx(ref.statistic, rel=1e-10) and p == pytest.approx(
+        ref.pvalue, rel=1e-8
+    )
 
 
 def test_jarque_bera_closed_forms():
-    """A balanced two-point lattice (+-1, 300 each): S = 0, K = 1 - 3 = -2 exactly, JB = n 4/24 = 100,
-    p = e^-50: rejected. A 0/1 sample with exactly a quarter ones (Bernoulli(1/4) moments):
-    S = (1 - 2q)/sqrt(q(1 - q)) = 2/sqrt(3), K = (1 - 6q(1 - q))/(q(1 - q)) = -2/3, JB = 400 (2/9 + 1/54)
-    = 400 * 13/54. A Gaussian sample of 5,000 (fixed seed) passes at the 1% level, with S and K within
-    4 of their asymptotic s.e. sqrt(6/n) and sqrt(24/n)."""
+    """A balanced two-point lattice (+-1, 300 each): S = 0, K = 1 - 3 = -2 exactly, JB = n 4/24 =
+    100, p = e^-50: rejected. A 0/1 sample with exactly a quarter ones (Bernoulli(1/4) moments):
+    S = (1 - 2q)/sqrt(q(1 - q)) = 2/sqrt(3), K = (1 - 6q(1 - q))/(q(1 - q)) = -2/3, JB = 400 (2/9 +
+    1/54) = 400 * 13/54. A Gaussian sample of 5,000 (fixed seed) passes at the 1% level, with S and
+    K within 4 of their asymptotic s.e. sqrt(6/n) and sqrt(24/n)."""
     s, k, jb, p = fig9.jarque_bera(np.repeat([-1.0, 1.0], 300))
     assert s == pytest.approx(0, abs=1e-12) and k == pytest.approx(-2, rel=1e-12)
     assert jb == pytest.approx(100, rel=1e-12) and p == pytest.approx(math.exp(-50), rel=1e-10)
@@ -340,8 +397,9 @@ N_POP, B_POP, BATCHES = 12, 4, 40_000
 
 def test_finite_population_variance_closed_form():
     """The premise of Fig 9's ratio, by enumerating all C(12, 4) = 495 batches of a population: the
-    variance of the batch mean of B distinct examples of N is (sigma^2/B)(N - B)/(N - 1), sigma^2 the
-    population variance (ddof 0), equivalently (S^2/B)(N - B)/N with S^2 = ddof 1 (rel 1e-12)."""
+    variance of the batch mean of B distinct examples of N is (sigma^2/B)(N - B)/(N - 1), sigma^2
+    the population variance (ddof 0), equivalently (S^2/B)(N - B)/N with S^2 = ddof 1 (rel
+    1e-12)."""
     comp = np.arange(N_POP, dtype=float) ** 1.5
     means = np.array([comp[list(c)].mean() for c in itertools.combinations(range(N_POP), B_POP)])
     var = np.mean((means - comp.mean()) ** 2)
@@ -353,17 +411,21 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
     """fig9.evaluate_points on a known population (the per-example gradient component is replaced by
     comp = 0, 1, ..., 11 ** 1.5; the net and data are not used then): the batch-variance ratio
     Var(batch mean) / ((sigma^2/B)(N - B)/(N - 1)) must be 1 in expectation. Tolerance: 5 standard
-    errors of a sample variance of 40,000 batch means, computed exactly from the enumerated batch-mean
-    distribution (s.e. = sqrt((mu4 - var^2)/M)/var, about 0.6%); the (M-1)/M bias of var() (2.5e-5) is
-    far below it. A missing (N-B)/(N-1) gives 0.73, a ddof slip 0.92."""
+    errors of a sample variance of 40,000 batch means, computed exactly from the enumerated
+    batch-mean distribution (s.e. = sqrt((mu4 - var^2)/M)/var, about 0.6%); the (M-1)/M bias of
+    var() (2.5e-5) is far below it. A missing (N-B)/(N-1) gives 0.73, a ddof slip 0.92."""
     comp = np.arange(N_POP, dtype=float) ** 1.5
-    monkeypatch.setattr(fig9, "_component_gradients",
-                        lambda flat, w, data, chunk: (jnp.asarray(comp), jnp.asarray(0)))
+    monkeypatch.setattr(
+        fig9,
+        "_component_gradients",
+        lambda flat, w, data, chunk: (jnp.asarray(comp), jnp.asarray(0)),
+    )
     monkeypatch.setattr(fig9.models, "multiclass_task", lambda pool, n_train, **setup: None)
     tiny_net = models.ShallowNet
     monkeypatch.setattr(fig9._common, "net", lambda point, key: tiny_net(2, 2, 2, key=key))
-    point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP, train_steps=())  # the paper panel only
-    (row,), = fig9.evaluate_points([point], [0], pool=None)
+    # the paper panel only
+    point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP, train_steps=())
+    ((row,),) = fig9.evaluate_points([point], [0], pool=None)
     means = np.array([comp[list(c)].mean() for c in itertools.combinations(range(N_POP), B_POP)])
     centred = means - comp.mean()
     var, mu4 = np.mean(centred**2), np.mean(centred**4)
@@ -375,13 +437,21 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
 def test_g_curve_collapse_ratio_on_constructed_points():
     """g-curve's collapse number: in each bin of ln g (a factor 2) and budget, the spread of point
     means over the seeds' s.e. Two families on one curve of g with means differing by exactly 1 s.e.
-    give ratio sqrt(1/2) (the s.d. of two values d apart is d/sqrt(2)); offset by 10 s.e., 10/sqrt(2);
-    points of another budget are never compared with them (a bin with one family is skipped)."""
+    give ratio sqrt(1/2) (the s.d. of two values d apart is d/sqrt(2)); offset by 10 s.e.,
+    10/sqrt(2); points of another budget are never compared with them (a bin with one family is
+    skipped)."""
     from experiments.paper import g_curve
 
     def point(lr, b, acc, steps=1000, se=0.01):
-        return dict(lr=lr, momentum=0.0, n_train=1000, batch_size=b, steps=steps, g=lr * (1000 / b - 1),
-                    accuracy=(acc, se, 4))
+        return dict(
+            lr=lr,
+            momentum=0.0,
+            n_train=1000,
+            batch_size=b,
+            steps=steps,
+            g=lr * (1000 / b - 1),
+            accuracy=(acc, se, 4),
+        )
 
     # g = 9.9 for (0.1, 10) and 9.8 for (0.2, 20): one bin [8, 16)
     same = [point(0.1, 10, 0.90), point(0.2, 20, 0.91)]
@@ -394,8 +464,9 @@ def test_g_curve_collapse_ratio_on_constructed_points():
 
 
 def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
-    """Fig 4's configuration is also a point of Fig 5 (and Fig 7): taken once, so a bin holding it and
-    one other family has 2 points, not 3 (a copy would add a third 'point' with shared initialisations)."""
+    """Fig 4's configuration is also a point of Fig 5 (and Fig 7): taken once, so a bin holding it
+    and one other family has 2 points, not 3 (a copy would add a third 'point' with shared
+    initialisations)."""
     from experiments.paper import g_curve
 
     def rows(lr, b, accs):
@@ -411,20 +482,31 @@ def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
 
 def _l2_rows(accuracy):
     """Sweep rows for fig8-l2: accuracy[(lam, B)] = list of per-seed final test accuracies."""
-    return [dict(config=dict(l2=lam, batch_size=b), final_test_accuracy=a, diverged=False, seed=s)
-            for (lam, b), values in accuracy.items() for s, a in enumerate(values)]
+    return [
+        dict(config=dict(l2=lam, batch_size=b), final_test_accuracy=a, diverged=False, seed=s)
+        for (lam, b), values in accuracy.items()
+        for s, a in enumerate(values)
+    ]
 
 
 def test_l2_gap_closes_where_the_gap_crosses_zero_in_ln_lam():
-    """Gap (B = 30 minus full batch) +0.01 at lam = 1 and -0.01 at lam = 10, seeds without spread: the
-    zero is at lam = sqrt(10) = 3.162 exactly (linear in lam would say 5.5), bracketed by [1, 10], with
-    a zero-width interval; the first ladder point where the gap is within 2 s.e. stays lam = 10. A gap
-    that never closes gives no lam and an interval open above."""
+    """Gap (B = 30 minus full batch) +0.01 at lam = 1 and -0.01 at lam = 10, seeds without spread:
+    the zero is at lam = sqrt(10) = 3.162 exactly (linear in lam would say 5.5), bracketed by [1,
+    10], with a zero-width interval; the first ladder point where the gap is within 2 s.e. stays lam
+    = 10. A gap that never closes gives no lam and an interval open above."""
     from experiments.paper import l2_gap
 
     cfg = l2_gap.Config(l2s=(0.0, 1.0, 10.0, 100.0), n_train=1000, small_batch=30, seeds=4)
-    acc = {(0.0, 30): [0.92] * 4, (0.0, 1000): [0.89] * 4, (1.0, 30): [0.91] * 4, (1.0, 1000): [0.90] * 4,
-           (10.0, 30): [0.89] * 4, (10.0, 1000): [0.90] * 4, (100.0, 30): [0.70] * 4, (100.0, 1000): [0.85] * 4}
+    acc = {
+        (0.0, 30): [0.92] * 4,
+        (0.0, 1000): [0.89] * 4,
+        (1.0, 30): [0.91] * 4,
+        (1.0, 1000): [0.90] * 4,
+        (10.0, 30): [0.89] * 4,
+        (10.0, 1000): [0.90] * 4,
+        (100.0, 30): [0.70] * 4,
+        (100.0, 1000): [0.85] * 4,
+    }
     out = l2_gap.summarize(_l2_rows(acc), cfg)
     assert out["crossing"]["lam"] == pytest.approx(math.sqrt(10), rel=1e-9)
     assert out["crossing"]["bracket"] == [1.0, 10.0]

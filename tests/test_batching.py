@@ -1,7 +1,7 @@
 """How seeds run side by side never changes a number, and new hyperparameter values never recompile:
-seeds mapped one after another (what "auto" picks on CPU for the net, so what the main job runs) equal
-seeds vmapped, an ensemble of identical models equals one model broadcast, for SGD and for the SDE
-(both schemes, both noise models)."""
+seeds mapped one after another (what "auto" picks on CPU for the net, so what the main job runs)
+equal seeds vmapped, an ensemble of identical models equals one model broadcast, for SGD and for the
+SDE (both schemes, both noise models)."""
 
 import contextlib
 
@@ -16,15 +16,18 @@ import sim
 
 def _tiny_mlp_problem():
     data = models.Dataset(
-        jr.normal(jr.key(1), (16, 5)), jr.randint(jr.key(2), (16,), 0, 3),
-        jr.normal(jr.key(3), (8, 5)), jr.randint(jr.key(4), (8,), 0, 3), 3,
+        jr.normal(jr.key(1), (16, 5)),
+        jr.randint(jr.key(2), (16,), 0, 3),
+        jr.normal(jr.key(3), (8, 5)),
+        jr.randint(jr.key(4), (8,), 0, 3),
+        3,
     )
     return models.ShallowNet(5, 7, 3, key=jr.key(0)), data
 
 
 # vmap and map run the same float64 operations, batched or not: XLA may order a reduction
-# differently, which moves results by a few ulps per step; after 20 steps 1e-10 relative is ~1e5 ulps
-# of room, while any real difference (another batch, another increment) is O(1).
+# differently, which moves results by a few ulps per step; after 20 steps 1e-10 relative is ~1e5
+# ulps of room, while any real difference (another batch, another increment) is O(1).
 RTOL = 1e-10
 
 
@@ -47,28 +50,46 @@ def test_sgd_map_equals_vmap_and_an_ensemble_equals_one_model():
 
 def _sde_case(noise, momentum, scheme, slow=False):
     name = "F" if isinstance(noise, sim.GradientCovarianceNoise) else "isotropic"
-    return pytest.param(noise, momentum, scheme, id=f"{name}-{momentum}-{scheme}",
-                        marks=[pytest.mark.slow] if slow else [])
+    return pytest.param(
+        noise,
+        momentum,
+        scheme,
+        id=f"{name}-{momentum}-{scheme}",
+        marks=[pytest.mark.slow] if slow else [],
+    )
 
 
 F_NOISE, ISOTROPIC = sim.GradientCovarianceNoise(), sim.IsotropicNoise()
 
 
-# Each case compiles three loops (~5 s each on 2 cores). The two run by default cover each noise, each
-# scheme, and m = 0 and m > 0 (the main job's F-shaped semi-implicit SDE among them); the slow set
-# (`pytest -m slow`, run by CI) completes the cross product.
-@pytest.mark.parametrize("noise, momentum, scheme", [
-    _sde_case(F_NOISE, 0.8, "semi-implicit"),
-    _sde_case(ISOTROPIC, 0.0, "euler"),
-    _sde_case(F_NOISE, 0.0, "euler", slow=True),
-    _sde_case(F_NOISE, 0.8, "euler", slow=True),
-    _sde_case(ISOTROPIC, 0.8, "euler", slow=True),
-    _sde_case(ISOTROPIC, 0.8, "semi-implicit", slow=True),
-])
+# Each case compiles three loops (~5 s each on 2 cores). The two run by default cover each noise,
+# each scheme, and m = 0 and m > 0 (the main job's F-shaped semi-implicit SDE among them); the slow
+# set (`pytest -m slow`, run by CI) completes the cross product.
+@pytest.mark.parametrize(
+    "noise, momentum, scheme",
+    [
+        _sde_case(F_NOISE, 0.8, "semi-implicit"),
+        _sde_case(ISOTROPIC, 0.0, "euler"),
+        _sde_case(F_NOISE, 0.0, "euler", slow=True),
+        _sde_case(F_NOISE, 0.8, "euler", slow=True),
+        _sde_case(ISOTROPIC, 0.8, "euler", slow=True),
+        _sde_case(ISOTROPIC, 0.8, "semi-implicit", slow=True),
+    ],
+)
 def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(noise, momentum, scheme):
     model, data = _tiny_mlp_problem()
-    kw = dict(lr=0.3, batch_size=5, steps=15, key=jr.key(4), momentum=momentum, l2=0.1, record_every=5,
-              refinement=2, scheme=scheme, noise=noise)
+    kw = dict(
+        lr=0.3,
+        batch_size=5,
+        steps=15,
+        key=jr.key(4),
+        momentum=momentum,
+        l2=0.1,
+        record_every=5,
+        refinement=2,
+        scheme=scheme,
+        noise=noise,
+    )
     mapped = sim.run_sde(model, data, n_seeds=3, seed_batching="map", **kw)
     vmapped = sim.run_sde(model, data, n_seeds=3, seed_batching="vmap", **kw)
     ensemble = sim.run_sde([model] * 3, data, seed_batching="vmap", **kw)
@@ -79,7 +100,8 @@ def test_sde_map_equals_vmap_and_an_ensemble_equals_one_model(noise, momentum, s
 
 @contextlib.contextmanager
 def _count_compiles():
-    """XLA compilations (backend compiles) while the block runs, from JAX's own monitoring events."""
+    """XLA compilations (backend compiles) while the block runs, from JAX's own monitoring
+    events."""
     compiles = []
 
     def listen(event, start, end, **kwargs):
@@ -122,10 +144,11 @@ def test_sgd_never_recompiles_for_new_hyperparameters():
 
 def test_sgd_new_budget_does_not_recompile():
     """The number of steps and the record interval are traced integers; only the record layout (how
-    many records, whether a shorter last interval ends the run, the early records) is static. A budget
-    of another length with the same layout compiles nothing (Fig 5's budgets proportional to 1/eps
-    share one loop per B); SVAG shares the mechanism. A new layout does compile (the counter sees it).
-    And the run is cut-invariant: a 9-step run equals the first record (step 9) of a 37-step run."""
+    many records, whether a shorter last interval ends the run, the early records) is static. A
+    budget of another length with the same layout compiles nothing (Fig 5's budgets proportional to
+    1/eps share one loop per B); SVAG shares the mechanism. A new layout does compile (the counter
+    sees it). And the run is cut-invariant: a 9-step run equals the first record (step 9) of a
+    37-step run."""
     model, data = _tiny_mlp_problem()
     kw = dict(batch_size=5, n_seeds=2, lr=0.1, momentum=0.5, key=jr.key(0))
     sim.run_sgd(model, data, steps=6, record_every=6, **kw)
@@ -137,19 +160,23 @@ def test_sgd_new_budget_does_not_recompile():
         short = sim.run_sgd(model, data, steps=9, record_every=9, **kw)
     assert compiles == []
     with _count_compiles() as compiles:
-        long = sim.run_sgd(model, data, steps=37, record_every=9, **kw)  # 4 records and a tail: new layout
+        # 4 records and a tail: new layout
+        long = sim.run_sgd(model, data, steps=37, record_every=9, **kw)
     assert len(compiles) >= 1
     np.testing.assert_array_equal(long.test_xent[:, 1], short.test_xent[:, 1])
 
 
 @pytest.mark.parametrize("dynamics", ["sgd", "sde"])
 def test_early_records_add_points_and_change_no_number(dynamics):
-    """record_early: records at steps 1, 2, 4, ... below the first regular record, inside the compiled
-    loop. The run itself is the same: final parameters and every regular record equal the run without
-    them (float64, to round-off: the steps are the same operations, cut at other places)."""
+    """record_early: records at steps 1, 2, 4, ... below the first regular record, inside the
+        compiled
+    loop. The run itself is the same: final parameters and every regular record equal the run
+    without them (float64, to round-off: the steps are the same operations, cut at other places)."""
     model, data = _tiny_mlp_problem()
     run = sim.run_sgd if dynamics == "sgd" else sim.run_sde
-    kw = dict(lr=0.3, batch_size=5, steps=45, key=jr.key(7), n_seeds=2, momentum=0.5, record_every=20)
+    kw = dict(
+        lr=0.3, batch_size=5, steps=45, key=jr.key(7), n_seeds=2, momentum=0.5, record_every=20
+    )
     plain = run(model, data, **kw)
     early = run(model, data, record_early=True, **kw)
     assert plain.steps.tolist() == [0, 20, 40, 45]

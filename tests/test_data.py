@@ -20,14 +20,27 @@ def _idx_labels(labels):
 
 def _fake_mnist(n_train=60, n_test=30, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n_train, 28, 28)), np.arange(n_train) % 10,
-            rng.integers(0, 256, (n_test, 28, 28)), np.arange(n_test) % 10)
+    return (
+        rng.integers(0, 256, (n_train, 28, 28)),
+        np.arange(n_train) % 10,
+        rng.integers(0, 256, (n_test, 28, 28)),
+        np.arange(n_test) % 10,
+    )
 
 
 def _write_idx(folder, arrays, gz):
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte"]
-    blobs = [_idx_images(arrays[0]), _idx_labels(arrays[1]), _idx_images(arrays[2]), _idx_labels(arrays[3])]
+    names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
+    blobs = [
+        _idx_images(arrays[0]),
+        _idx_labels(arrays[1]),
+        _idx_images(arrays[2]),
+        _idx_labels(arrays[3]),
+    ]
     for name, blob in zip(names, blobs):
         if gz:
             (folder / (name + ".gz")).write_bytes(gzip.compress(blob))
@@ -55,7 +68,10 @@ def test_npz_and_environment_variable(tmp_path, monkeypatch):
     np.testing.assert_array_equal(pool.x_test, xt.reshape(30, 784))
     data = models.multiclass_task(pool, n_train=20)
     assert data.x_train.shape == (20, 784) and data.x_test.shape == (30, 784)
-    assert float(data.x_train.max()) <= 1.0 and np.bincount(np.asarray(data.y_train)).tolist() == [2] * 10
+    assert (
+        float(data.x_train.max()) <= 1.0
+        and np.bincount(np.asarray(data.y_train)).tolist() == [2] * 10
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,7 +114,8 @@ def test_missing_and_corrupt_files(tmp_path):
 
 
 def test_embedded_tasks():
-    """The embedded subset: 500 images per digit, the paper's tasks balanced and disjoint from test."""
+    """The embedded subset: 500 images per digit, the paper's tasks balanced and disjoint from
+    test."""
     pool = models.embedded_mnist()
     assert pool.x_train.shape == (5000, 784) and np.bincount(pool.y_train).tolist() == [500] * 10
     binary = models.binary_task(pool)
@@ -128,19 +145,25 @@ def _npz(folder, **override):
 
 
 def test_float_pixels_in_unit_interval_are_read_as_they_are(tmp_path):
-    """Floats in [0, 1] (k/255 in float32, as `x / 255.0` saves them) reach the task unchanged, not cast
-    to uint8 (which made 99.4% of them zero) nor rounded to k * float32(1/255), the uint8 path's
-    pixel (126 of the 256 values differ from k/255 by one unit in the last place)."""
+    """Floats in [0, 1] (k/255 in float32, as `x / 255.0` saves them) reach the task unchanged, not
+    cast to uint8 (which made 99.4% of them zero) nor rounded to k * float32(1/255), the uint8
+    path's pixel (126 of the 256 values differ from k/255 by one unit in the last place)."""
     arrays = _npz(tmp_path)
     as_bytes = models.multiclass_task(models.load_mnist(tmp_path), n_train=20, dtype=np.float32)
-    floats = {k: (v.astype(np.float32) / np.float32(255) if k.startswith("x") else v) for k, v in arrays.items()}
+    floats = {
+        k: (v.astype(np.float32) / np.float32(255) if k.startswith("x") else v)
+        for k, v in arrays.items()
+    }
     np.savez(tmp_path / "mnist.npz", **floats)
     pool = models.load_mnist(tmp_path)
     assert pool.x_train.dtype == np.float32
-    np.testing.assert_array_equal(pool.x_train, floats["x_train"].reshape(60, 784))  # not a value moved
+    # not a value moved
+    np.testing.assert_array_equal(pool.x_train, floats["x_train"].reshape(60, 784))
     data = models.multiclass_task(pool, n_train=20, dtype=np.float32)
-    drawn = np.round(np.asarray(as_bytes.x_train) * 255).astype(np.float32)  # the same draw's pixels k
-    np.testing.assert_array_equal(np.asarray(data.x_train), drawn / np.float32(255))  # the file's k/255
+    # the same draw's pixels k
+    drawn = np.round(np.asarray(as_bytes.x_train) * 255).astype(np.float32)
+    # the file's k/255
+    np.testing.assert_array_equal(np.asarray(data.x_train), drawn / np.float32(255))
     assert float(np.mean(np.asarray(data.x_train) > 0)) > 0.9  # random pixels: ~1/256 are zero
     np.testing.assert_array_equal(np.asarray(data.y_train), np.asarray(as_bytes.y_train))
 
@@ -155,22 +178,49 @@ def test_integer_pixels_0_255_of_any_integer_type_are_uint8(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        (dict(x_train=np.full((60, 28, 28), 255.0, np.float32)), r"x_train pixels must be integers 0-255 or "
-         r"floats in \[0, 1\]; found 255.0 \(pixels 0-255 stored as floats"),
+        (
+            dict(x_train=np.full((60, 28, 28), 255.0, np.float32)),
+            r"x_train pixels must be integers 0-255 or "
+            r"floats in \[0, 1\]; found 255.0 \(pixels 0-255 stored as floats",
+        ),
         (dict(x_test=np.full((30, 28, 28), -0.5)), r"x_test pixels .*; found -0.5$"),
-        (dict(x_train=np.where(np.eye(28)[None] > 0, np.nan, 0.5) * np.ones((60, 1, 1))), "found nan"),
+        (
+            dict(x_train=np.where(np.eye(28)[None] > 0, np.nan, 0.5) * np.ones((60, 1, 1))),
+            "found nan",
+        ),
         (dict(x_train=np.full((60, 28, 28), -3, np.int16)), "x_train pixels .*; found -3$"),
         (dict(x_test=np.full((30, 28, 28), 256, np.int32)), "x_test pixels .*; found 256$"),
         (dict(x_train=np.full((60, 28, 28), "a")), "found values of type <U1"),
-        (dict(y_train=np.where(np.arange(60) == 13, 100, np.arange(60) % 10)), r"labels must be digits 0-9; found 100 in y_train"),
-        (dict(y_test=np.where(np.arange(30) == 7, -1, 3)), r"labels must be digits 0-9; found -1 in y_test"),
+        (
+            dict(y_train=np.where(np.arange(60) == 13, 100, np.arange(60) % 10)),
+            r"labels must be digits 0-9; found 100 in y_train",
+        ),
+        (
+            dict(y_test=np.where(np.arange(30) == 7, -1, 3)),
+            r"labels must be digits 0-9; found -1 in y_test",
+        ),
         (dict(y_train=np.full(60, 2.5)), r"labels must be digits 0-9; found 2.5 in y_train"),
-        (dict(y_train=np.eye(10)[np.arange(60) % 10]), r"y_train must hold one digit per image .* \(60, 10\)"),
+        (
+            dict(y_train=np.eye(10)[np.arange(60) % 10]),
+            r"y_train must hold one digit per image .* \(60, 10\)",
+        ),
         (dict(x_train=np.zeros((60, 32, 32), np.uint8)), "not a stack of 28x28 images"),
         (dict(y_test=np.arange(29) % 10), "one label per image"),
     ],
-    ids=["floats-0-255", "negative-floats", "nan", "negative-ints", "ints-over-255", "strings", "label-100",
-         "label-negative", "label-fraction", "one-hot-labels", "32x32", "label-count"],
+    ids=[
+        "floats-0-255",
+        "negative-floats",
+        "nan",
+        "negative-ints",
+        "ints-over-255",
+        "strings",
+        "label-100",
+        "label-negative",
+        "label-fraction",
+        "one-hot-labels",
+        "32x32",
+        "label-count",
+    ],
 )
 def test_anything_else_is_refused_in_one_line_saying_what_was_found(tmp_path, override, message):
     _npz(tmp_path, **override)
@@ -187,19 +237,26 @@ def test_idx_labels_outside_0_9_are_refused(tmp_path):
 
 
 def test_a_training_set_the_data_cannot_supply_is_refused_before_any_draw():
-    """`check_draw` refuses exactly what the tasks' draws cannot do: the embedded subset holds 500 of
-    each digit, and its test set is what the draw leaves."""
+    """`check_draw` refuses exactly what the tasks' draws cannot do: the embedded subset holds 500
+    of each digit, and its test set is what the draw leaves."""
     pool = models.embedded_mnist()
     models.check_draw(pool, 4990)  # 499 of each digit: one of each left for test
-    with pytest.raises(models.DataError, match="take all 500 images of digit 0 .* leave none for its test set"):
+    with pytest.raises(
+        models.DataError, match="take all 500 images of digit 0 .* leave none for its test set"
+    ):
         models.check_draw(pool, 5000)
-    with pytest.raises(models.DataError, match=r"ask for 10000 images of digit 0; the embedded MNIST subset holds "
-                                               r"500 \(full MNIST: --mnist DIR\)"):
+    with pytest.raises(
+        models.DataError,
+        match=r"ask for 10000 images of digit 0; the embedded MNIST subset holds "
+        r"500 \(full MNIST: --mnist DIR\)",
+    ):
         models.check_draw(pool, 100000)
     models.check_draw(pool, 998, split="0v1")
     with pytest.raises(models.DataError, match="digit 0"):
         models.check_draw(pool, 1000, split="0v1")  # 500 of digit 0 and of digit 1
-    full = models.MnistPool(pool.x_train, pool.y_train, pool.x_train[:10], pool.y_train[:10], source="mine")
+    full = models.MnistPool(
+        pool.x_train, pool.y_train, pool.x_train[:10], pool.y_train[:10], source="mine"
+    )
     models.check_draw(full, 5000)  # a separate test split: every training image may be drawn
     with pytest.raises(models.DataError, match="the MNIST in mine holds 500$"):
         models.check_draw(full, 5010)

@@ -99,11 +99,23 @@ def exact(kind, scheme=None, k=K):
     return propagate(*sde_system(LR, M_, B, N, A, F, scheme), W0, k)
 
 
-def _simulate(run, n=N, batch=B, lr=LR, m=M_, steps=K, a=A, f=F, w0=W0, seeds=SEEDS, key=11,
-              **kwargs):
+def _simulate(
+    run, n=N, batch=B, lr=LR, m=M_, steps=K, a=A, f=F, w0=W0, seeds=SEEDS, key=11, **kwargs
+):
     model, data = models.quadratic_problem(a, f, n_train=n, w0=jnp.asarray(w0), seed=2)
-    traj = run(model, data, lr=lr, batch_size=batch, steps=steps, key=jr.key(key), n_seeds=seeds,
-               momentum=m, record_every=steps, seed_batching="vmap", **kwargs)
+    traj = run(
+        model,
+        data,
+        lr=lr,
+        batch_size=batch,
+        steps=steps,
+        key=jr.key(key),
+        n_seeds=seeds,
+        momentum=m,
+        record_every=steps,
+        seed_batching="vmap",
+        **kwargs,
+    )
     return traj.params
 
 
@@ -140,7 +152,8 @@ def test_semi_implicit_recursion_is_sgd_recursion():
 
 
 @pytest.mark.parametrize(
-    "kind, scheme", [("sgd", None), ("sde", "semi-implicit"), ("sde", "euler")],
+    "kind, scheme",
+    [("sgd", None), ("sde", "semi-implicit"), ("sde", "euler")],
     ids=["momentum-sgd", "sde-semi-implicit", "sde-euler"],
 )
 def test_k_step_moments_match_exact_recursion(kind, scheme):
@@ -157,8 +170,8 @@ def test_k_step_moments_match_exact_recursion(kind, scheme):
     (v <- m v + (1 - m) grad) mean 160, cov 150; one batch for all steps cov 139; g' with N/B
     instead of N/B - 1 cov 70 (a factor 2); gamma = -ln(m)/h instead of (1 - m)/h mean 50, cov 33;
     h = eps/N instead of sqrt(eps/N) cov > 1000; the semi-implicit step taking the old u mean 125,
-    cov 87, the Euler step taking the new u mean 97, cov 82; sqrt(g/N) in GradientCovarianceNoise cov 21
-    (12.5% at N = 8; pinned with a wider margin below)."""
+    cov 87, the Euler step taking the new u mean 97, cov 82; sqrt(g/N) in GradientCovarianceNoise
+    cov 21 (12.5% at N = 8; pinned with a wider margin below)."""
     mean, cov = exact(kind, scheme)
     run = sim.run_sgd if kind == "sgd" else sim.run_sde
     kwargs = {} if kind == "sgd" else dict(scheme=scheme, refinement=1)
@@ -183,16 +196,26 @@ SEEDS_SMALL = 40_000
 
 
 def test_gradient_noise_normaliser_is_n_minus_one_at_small_n():
-    """GradientCovarianceNoise scales the centred per-example gradients by sqrt(g/(N-1)): at N = 4 the
-    one-step covariance of plain Euler-Maruyama (dt = eps/N) is g dt F = (eps^2/N)(N/B - 1) F
+    """GradientCovarianceNoise scales the centred per-example gradients by sqrt(g/(N-1)): at N = 4
+    the one-step covariance of plain Euler-Maruyama (dt = eps/N) is g dt F = (eps^2/N)(N/B - 1) F
     exactly, while sqrt(g/N) would give (N-1)/N = 0.75 of it. 40,000 seeds: the s.e. of a diagonal
     entry is ~0.7% of it, so the wrong value is ~35 s.e. away (measured 34-37; asserted > 20 s.e.).
     Mutated code:
     sqrt(g/N) fails by 48 s.e., the first-order g = eps N/B (not N/B - 1: a factor 2 at B = N/2) by
     72 s.e. (at N = 12, as in test_moments, sqrt(g/N) would change the covariance by only 8%)."""
     n, b, lr = N_SMALL, B_SMALL, LR_SMALL
-    samples = _simulate(sim.run_sde, n=n, batch=b, lr=lr, m=0.0, steps=1, a=A_SMALL,
-                        seeds=SEEDS_SMALL, scheme="euler", refinement=1)
+    samples = _simulate(
+        sim.run_sde,
+        n=n,
+        batch=b,
+        lr=lr,
+        m=0.0,
+        steps=1,
+        a=A_SMALL,
+        seeds=SEEDS_SMALL,
+        scheme="euler",
+        refinement=1,
+    )
     mean = W0 - (lr / n) * A_SMALL @ W0
     cov = lr**2 / n * (n / b - 1) * F
     emp, se = _check_moments(samples, mean, cov)
@@ -213,8 +236,19 @@ def test_second_order_noise_scale_is_h_n_times_n_over_b_minus_one(scheme, steps)
     by 47, h = eps/N by > 1000, the semi-implicit step with the old u (no noise in w after one step)
     and the Euler step with the new u (mean off by 124 s.e.) each fail their own case."""
     n, b, lr, m = N_SMALL, B_SMALL, LR_SMALL, 0.7
-    samples = _simulate(sim.run_sde, n=n, batch=b, lr=lr, m=m, steps=steps, a=A_SMALL,
-                        seeds=SEEDS_SMALL, scheme=scheme, refinement=1, key=5)
+    samples = _simulate(
+        sim.run_sde,
+        n=n,
+        batch=b,
+        lr=lr,
+        m=m,
+        steps=steps,
+        a=A_SMALL,
+        seeds=SEEDS_SMALL,
+        scheme=scheme,
+        refinement=1,
+        key=5,
+    )
     mean = W0 - (lr / n) * A_SMALL @ W0
     cov = lr**2 / n * (n / b - 1) * F
     _, cov_recursion = propagate(*sde_system(lr, m, b, n, A_SMALL, F, scheme), W0, steps)
@@ -257,5 +291,4 @@ def test_momentum_is_undampened_and_sde_deterministic_part_is_sgd():
         (_simulate(sim.run_sde, scheme="semi-implicit", refinement=1, **kw), right),
         (_simulate(sim.run_sde, scheme="euler", refinement=1, **kw), old_v),
     ]:
-        np.testing.assert_allclose(samples, np.tile(target, (2, 1)), rtol=1e-12,
-                                   atol=1e-14 * scale)
+        np.testing.assert_allclose(samples, np.tile(target, (2, 1)), rtol=1e-12, atol=1e-14 * scale)

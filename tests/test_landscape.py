@@ -15,15 +15,18 @@ from _helpers import newton_logistic
 def _reduced_binary(n_train=200, stride=16, random_labels=False):
     """The binary task on every 16th pixel (49 inputs): small enough for dense Hessians."""
     full = models.binary_task(n_train=n_train, random_labels=random_labels)
-    return models.Dataset(full.x_train[:, ::stride], full.y_train, full.x_test[:, ::stride],
-                          full.y_test, 2, full.name)
+    return models.Dataset(
+        full.x_train[:, ::stride], full.y_train, full.x_test[:, ::stride], full.y_test, 2, full.name
+    )
 
 
 def _logistic_at(w, bias=True):
     d = w.shape[0] - (1 if bias else 0)
     model = models.LogisticRegression(d, bias=bias)
     if bias:
-        return eqx.tree_at(lambda m: (m.weight, m.bias), model, (jnp.asarray(w[:-1]), jnp.asarray(w[-1])))
+        return eqx.tree_at(
+            lambda m: (m.weight, m.bias), model, (jnp.asarray(w[:-1]), jnp.asarray(w[-1]))
+        )
     return eqx.tree_at(lambda m: m.weight, model, jnp.asarray(w))
 
 
@@ -41,9 +44,10 @@ def _dense_mean_hessian(model, data):
 
 @pytest.mark.parametrize("which", ["logistic", "mlp"])
 def test_lanczos_top_eigenvalues_match_dense_eigh(which):
-    """Top-3 eigenvalues of the mean-loss Hessian, Lanczos (min(60, p) steps, full reorthogonalisation)
-    against numpy.linalg.eigh of the dense Hessian from jax.hessian: relative 1e-4 (float64; the
-    extreme Ritz values converge to near machine precision at this depth, 1e-4 is the issue's bar)."""
+    """Top-3 eigenvalues of the mean-loss Hessian, Lanczos (min(60, p) steps, full
+    reorthogonalisation) against numpy.linalg.eigh of the dense Hessian from jax.hessian: relative
+    1e-4 (float64; the extreme Ritz values converge to near machine precision at this depth, 1e-4 is
+    the issue's bar)."""
     if which == "logistic":
         data = _reduced_binary()
         w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), 1.0)
@@ -52,7 +56,9 @@ def test_lanczos_top_eigenvalues_match_dense_eigh(which):
         model, data = _tiny_mlp()
     dense = np.linalg.eigvalsh(_dense_mean_hessian(model, data))[::-1][:3]
     p = sim.FlatModel.split(model)[1].shape[0]
-    lanczos = sim.hessian_top_eigenvalues(model, data, key=jr.key(0), k=3, lanczos_steps=min(60, p)).values
+    lanczos = sim.hessian_top_eigenvalues(
+        model, data, key=jr.key(0), k=3, lanczos_steps=min(60, p)
+    ).values
     np.testing.assert_allclose(lanczos, dense, rtol=1e-4)
 
 
@@ -66,14 +72,16 @@ def test_hutchinson_trace_within_three_standard_errors():
 
 
 def test_slq_log_det_within_one_percent_of_exact():
-    """SLQ (50 Rademacher probes, 40 Lanczos steps) of 1/2 sum ln(h_j/lam) on the linear model at its
-    minimum against dense eigh: within 1%, and within 3 of its own standard errors."""
+    """SLQ (50 Rademacher probes, 40 Lanczos steps) of 1/2 sum ln(h_j/lam) on the linear model at
+    its minimum against dense eigh: within 1%, and within 3 of its own standard errors."""
     data = _reduced_binary()
     lam = 0.1
     w, hess, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), lam)
     model = _logistic_at(w)
     exact = sim.log_evidence(model, data, l2=lam, method="exact")
-    slq = sim.log_evidence(model, data, l2=lam, method="slq", key=jr.key(2), probes=50, lanczos_steps=40)
+    slq = sim.log_evidence(
+        model, data, l2=lam, method="slq", key=jr.key(2), probes=50, lanczos_steps=40
+    )
     assert abs(slq.log_det_term - exact.log_det_term) < 0.01 * abs(exact.log_det_term)
     assert abs(slq.log_det_term - exact.log_det_term) < 3 * slq.error
     assert exact.n_dropped == 0 and slq.method.startswith("SLQ (50")
@@ -81,9 +89,9 @@ def test_slq_log_det_within_one_percent_of_exact():
 
 @pytest.fixture(scope="module")
 def linear_evidence():
-    """The linear model at lam = 5 on the binary task, true and random labels: {random_labels: (data,
-    Newton's minimum w, its dense Hessian, its cost, sim.log_evidence there)}. Shared by the two tests
-    below (a Newton solve and 785 HVPs each)."""
+    """The linear model at lam = 5 on the binary task, true and random labels: {random_labels:
+    (data, Newton's minimum w, its dense Hessian, its cost, sim.log_evidence there)}. Shared by the
+    two tests below (a Newton solve and 785 HVPs each)."""
     lam = 5.0
     out = {}
     for random_labels in (False, True):
@@ -94,8 +102,9 @@ def linear_evidence():
 
 
 def test_evidence_of_linear_model_equals_independent_numpy(linear_evidence):
-    """ln Z = -C(w0) - 1/2 sum ln(h_j/lam) with H = X^T diag(p(1-p)) X + lam I, all in numpy (Newton's
-    minimum, dense Hessian), against sim.log_evidence on the full 785-parameter model: 1e-8 relative."""
+    """ln Z = -C(w0) - 1/2 sum ln(h_j/lam) with H = X^T diag(p(1-p)) X + lam I, all in numpy
+    (Newton's minimum, dense Hessian), against sim.log_evidence on the full 785-parameter model:
+    1e-8 relative."""
     lam = 5.0
     _, _, hess, cost, ev = linear_evidence[False]
     expected = -cost - 0.5 * np.sum(np.log(np.linalg.eigvalsh(hess) / lam))
@@ -107,14 +116,18 @@ def test_evidence_of_linear_model_equals_independent_numpy(linear_evidence):
 def test_evidence_ratio_sign_true_versus_random_labels(linear_evidence):
     """At lam = 5 the linear model beats the null model (ratio > 0) on true labels and loses to it
     (ratio < 0) on random labels, where it can only memorise: the paper's Fig 2 argument."""
-    ratios = {random_labels: ev.log_evidence_ratio for random_labels, (*_, ev) in linear_evidence.items()}
+    ratios = {
+        random_labels: ev.log_evidence_ratio for random_labels, (*_, ev) in linear_evidence.items()
+    }
     assert ratios[False] > 50 and ratios[True] < -5
 
 
 def test_noise_scales_on_quadratic_closed_form():
-    """Quadratic: centred per-example gradients are c_i, so Sigma = F exactly; G = (A + lam) w / N and
-    the mean-loss Hessian (with prior) is (A + lam)/N. Then B_simple = tr F N^2 / |(A + lam) w|^2 (exact
-    to rounding) and B_noise = N^2 tr((A + lam) F) / (w^T (A + lam)^3 w) (Gaussian probes: within 4 s.e.)."""
+    """Quadratic: centred per-example gradients are c_i, so Sigma = F exactly; G = (A + lam) w / N
+        and
+    the mean-loss Hessian (with prior) is (A + lam)/N. Then B_simple = tr F N^2 / |(A + lam) w|^2
+    (exact to rounding) and B_noise = N^2 tr((A + lam) F) / (w^T (A + lam)^3 w) (Gaussian probes:
+    within 4 s.e.)."""
     n, lam = 50, 0.3
     a = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]]) * 10
     f = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 0.5]])
@@ -130,8 +143,8 @@ def test_noise_scales_on_quadratic_closed_form():
 
 
 def test_evidence_invariant_to_input_scale_unlike_sharpness():
-    """No bias: x -> a x with lam -> a^2 lam is the same model in function space (w -> w / a). The log
-    evidence is unchanged (1e-9 relative), while every eigenvalue of H_C scales by a^2."""
+    """No bias: x -> a x with lam -> a^2 lam is the same model in function space (w -> w / a). The
+    log evidence is unchanged (1e-9 relative), while every eigenvalue of H_C scales by a^2."""
     data = _reduced_binary()
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
     a, lam = 3.0, 0.5
@@ -181,7 +194,9 @@ def _same_result(got, want, what):
         if isinstance(b, str):
             assert a == b, (what, field)
         else:
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=f"{what}.{field}")
+            np.testing.assert_allclose(
+                a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=f"{what}.{field}"
+            )
     return shared
 
 
@@ -204,12 +219,22 @@ def test_summary_of_a_model():
     model, data = _tiny_mlp()
     key, lam, probes = jr.key(0), 0.1, 10
     out = sim.summary(model, data, key=key, l2=lam, probes=probes)
-    assert set(out) >= {"train_accuracy", "test_accuracy", "train_xent", "test_xent", "top_eigenvalues",
-                        "hessian_trace", "critical_batch_size", "evidence"}
+    assert set(out) >= {
+        "train_accuracy",
+        "test_accuracy",
+        "train_xent",
+        "test_xent",
+        "top_eigenvalues",
+        "hessian_trace",
+        "critical_batch_size",
+        "evidence",
+    }
     eig_key, trace_key, ev_key, noise_key = jr.split(key, 4)
 
     top = sim.hessian_top_eigenvalues(model, data, key=eig_key, k=1)
-    np.testing.assert_allclose(_top_values(out["top_eigenvalues"])[0], _top_values(top)[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        _top_values(out["top_eigenvalues"])[0], _top_values(top)[0], rtol=1e-12
+    )
     assert _top_values(top)[0] > 0
     if type(out["top_eigenvalues"]) is type(top) and hasattr(top, "_fields"):
         _same_result(out["top_eigenvalues"], top, "top_eigenvalues")
@@ -229,8 +254,10 @@ def test_summary_of_a_model():
     per_example = {}
     for part in ("train", "test"):
         x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
-        per_example[part] = (np.asarray(jax.vmap(model.loss)(x, y)),
-                             np.asarray(jax.vmap(model.correct)(x, y)))
+        per_example[part] = (
+            np.asarray(jax.vmap(model.loss)(x, y)),
+            np.asarray(jax.vmap(model.correct)(x, y)),
+        )
     assert out["train_xent"] == pytest.approx(per_example["train"][0].mean(), rel=1e-12)
     assert out["test_xent"] == pytest.approx(per_example["test"][0].mean(), rel=1e-12)
     assert out["train_accuracy"] == pytest.approx(per_example["train"][1].mean(), rel=1e-12)
@@ -241,22 +268,24 @@ def test_summary_of_a_model():
 
 
 def test_lanczos_survives_an_early_invariant_subspace():
-    """The 49-pixel logistic Hessian has zero-curvature directions (pixels that are always 0), so the
-    Krylov space closes before p = 50 steps. Uncut, matfree's tridiagonal then yields spurious Ritz
-    values (measured: 0.1355 between the true 0.669 and 0.0746); cut at the breakdown, the top
+    """The 49-pixel logistic Hessian has zero-curvature directions (pixels that are always 0), so
+    the Krylov space closes before p = 50 steps. Uncut, matfree's tridiagonal then yields spurious
+    Ritz values (measured: 0.1355 between the true 0.669 and 0.0746); cut at the breakdown, the top
     eigenvalues stay exact (relative 1e-10) at any depth up to p."""
     data = _reduced_binary()
     w, _, _ = newton_logistic(np.asarray(data.x_train), np.asarray(data.y_train), 1.0)
     model = _logistic_at(w)
     dense = np.linalg.eigvalsh(_dense_mean_hessian(model, data))[::-1][:3]
     for steps in (40, 49, 50):
-        top = sim.hessian_top_eigenvalues(model, data, key=jr.key(0), k=3, lanczos_steps=steps).values
+        top = sim.hessian_top_eigenvalues(
+            model, data, key=jr.key(0), k=3, lanczos_steps=steps
+        ).values
         np.testing.assert_allclose(top, dense, rtol=1e-10)
 
 
 def test_newton_minimum_equals_numpy_newton():
-    """sim.minimize (damped Newton, dense Hessian from HVPs) on the 785-parameter linear model against
-    the independent numpy Newton: same minimum to 1e-8 relative, at small and large lam."""
+    """sim.minimize (damped Newton, dense Hessian from HVPs) on the 785-parameter linear model
+    against the independent numpy Newton: same minimum to 1e-8 relative, at small and large lam."""
     data = models.binary_task()
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
     for lam in (0.01, 10.0):
@@ -273,34 +302,49 @@ def test_one_pass_gradient_norms_equal_per_example_gradients(which):
     per-example gradients, float64: equal to rounding (1e-12 relative)."""
     FlatModel = sim.FlatModel
 
-    make = {"net-depth-2": lambda: models.ShallowNet(20, 16, 5, depth=2, key=jr.key(0), dtype=jnp.float64),
-            "logistic": lambda: models.LogisticRegression(20, dtype=jnp.float64),
-            "logistic-no-bias": lambda: models.LogisticRegression(20, bias=False, dtype=jnp.float64)}[which]
+    make = {
+        "net-depth-2": lambda: models.ShallowNet(
+            20, 16, 5, depth=2, key=jr.key(0), dtype=jnp.float64
+        ),
+        "logistic": lambda: models.LogisticRegression(20, dtype=jnp.float64),
+        "logistic-no-bias": lambda: models.LogisticRegression(20, bias=False, dtype=jnp.float64),
+    }[which]
     flat, w = FlatModel.split(make())
     w = w + 0.3 * jr.normal(jr.key(1), w.shape, w.dtype)
     x = jr.normal(jr.key(2), (33, 20), jnp.float64)
     y = jr.randint(jr.key(3), (33,), 0, 2)
     fast = flat.grad_sq_norms(w, x, y)
-    slow = jax.vmap(lambda xi, yi: jnp.sum(jax.grad(lambda v: flat.losses(v, xi[None], yi[None])[0])(w) ** 2))(x, y)
+    slow = jax.vmap(
+        lambda xi, yi: jnp.sum(jax.grad(lambda v: flat.losses(v, xi[None], yi[None])[0])(w) ** 2)
+    )(x, y)
     np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), rtol=1e-12)
 
 
 def test_two_wells_toy():
-    """The escape toy: sum_i l_i = U exactly, the centred per-example gradients have covariance F (the
-    c_i), and the profile's sharp minimum, barrier and flat minimum are stationary points of U_1 whose
-    curvatures match autodiff (tolerances: the profile's grid step, 1e-4 of the range, and the finite-
-    difference step)."""
+    """The escape toy: sum_i l_i = U exactly, the centred per-example gradients have covariance F
+    (the c_i), and the profile's sharp minimum, barrier and flat minimum are stationary points of
+    U_1 whose curvatures match autodiff (tolerances: the profile's grid step, 1e-4 of the range, and
+    the finite- difference step)."""
     FlatModel = sim.FlatModel
 
     cov = np.diag([2.0, 0.2, 0.1])
-    model, data = models.escape_problem(cov, h_sharp=50.0, h_flat=2.0, distance=2.0, valley=(5.0, 2.5),
-                                        n_train=40, dtype=jnp.float64)
+    model, data = models.escape_problem(
+        cov,
+        h_sharp=50.0,
+        h_flat=2.0,
+        distance=2.0,
+        valley=(5.0, 2.5),
+        n_train=40,
+        dtype=jnp.float64,
+    )
     flat, _ = FlatModel.split(model)
     w = jnp.asarray([0.3, -0.2, 0.1])
     assert float(jnp.sum(flat.losses(w, data.x_train, data.y_train))) == pytest.approx(
-        float(flat.model(w).potential()), rel=1e-12)
-    grads = jax.vmap(lambda xi: jax.grad(lambda v: flat.losses(v, xi[None], jnp.zeros((1,), jnp.int32))[0])(w))(
-        data.x_train)
+        float(flat.model(w).potential()), rel=1e-12
+    )
+    grads = jax.vmap(
+        lambda xi: jax.grad(lambda v: flat.losses(v, xi[None], jnp.zeros((1,), jnp.int32))[0])(w)
+    )(data.x_train)
     centred = np.asarray(grads - grads.mean(0))
     np.testing.assert_allclose(centred.T @ centred / 39, cov, atol=1e-12)
     prof = models.two_wells_profile(50.0, 2.0, 2.0)
@@ -308,7 +352,11 @@ def test_two_wells_toy():
     def u1(x):
         return flat.model(jnp.asarray([x, 0.0, 0.0])).potential()
 
-    for where, curv in (("sharp_at", "curvature_sharp"), ("barrier_at", "curvature_barrier"), ("flat_at", "curvature_flat")):
+    for where, curv in (
+        ("sharp_at", "curvature_sharp"),
+        ("barrier_at", "curvature_barrier"),
+        ("flat_at", "curvature_flat"),
+    ):
         x = prof[where]
         slope, second = float(jax.grad(u1)(x)), float(jax.grad(jax.grad(u1))(x))
         assert abs(slope) < abs(second) * 2e-4 + 1e-9, where

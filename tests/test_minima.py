@@ -1,9 +1,12 @@
-"""Known answers for the minima study and the cliff study's summaries, on constructed rows (no training).
+"""Known answers for the minima study and the cliff study's summaries, on constructed rows (no
+training).
 
-minima: a curve whose accuracy peaks at B = 32 while its sharpness rises with B as B^0.5 exactly and its
+minima: a curve whose accuracy peaks at B = 32 while its sharpness rises with B as B^0.5 exactly and
+    its
 evidence peaks at B = 32: B_opt by accuracy and by evidence near 32 with intervals that hold it, the
 flattest minimum at the grid's left edge, the slope of ln sharpness on ln B 0.5, and the rank
-correlation of accuracy with evidence +1 (monotone in each other by construction on the right flank).
+correlation of accuracy with evidence +1 (monotone in each other by construction on the right
+flank).
 cliff: SGD curves whose cliff sits at B = 8 at every N and SDE curves whose cliff sits at B = N/125:
 slope of ln B_cliff on ln N 0 and 1 (the two laws), within their intervals.
 """
@@ -22,21 +25,45 @@ RNG = np.random.default_rng(0)
 
 
 def _row(experiment, config, seed, **values):
-    return dict(experiment=experiment, hash=str(hash((tuple(sorted(config.items())), experiment))), seed=seed,
-                config=config, diverged=False, diverged_step=None, **values)
+    return dict(
+        experiment=experiment,
+        hash=str(hash((tuple(sorted(config.items())), experiment))),
+        seed=seed,
+        config=config,
+        diverged=False,
+        diverged_step=None,
+        **values,
+    )
 
 
 def _minima_rows():
     rows = []
     for b in GRID:
-        config = dict(lr=0.1, momentum=0.9, n_train=1000, batch_size=b, steps=10000, l2=0.0, data="embedded",
-                      landscape=True)
+        config = dict(
+            lr=0.1,
+            momentum=0.9,
+            n_train=1000,
+            batch_size=b,
+            steps=10000,
+            l2=0.0,
+            data="embedded",
+            landscape=True,
+        )
         for s in range(SEEDS):
             x = math.log(b / 32)
-            rows.append(_row("fig4", config, s, test_accuracy=0.9 - 0.02 * x**2 + 0.002 * RNG.standard_normal(),
-                             sharpness=0.01 * b**0.5 * math.exp(0.02 * RNG.standard_normal()),
-                             hessian_trace=0.1 * b**0.5, w_norm_sq=500.0,
-                             log_evidence=-400 - 30 * x**2 + 0.5 * RNG.standard_normal(), dead_fraction=0.0))
+            rows.append(
+                _row(
+                    "fig4",
+                    config,
+                    s,
+                    test_accuracy=0.9 - 0.02 * x**2 + 0.002 * RNG.standard_normal(),
+                    sharpness=0.01 * b**0.5 * math.exp(0.02 * RNG.standard_normal()),
+                    hessian_trace=0.1 * b**0.5,
+                    w_norm_sq=500.0,
+                    log_evidence=-400 - 30 * x**2 + 0.5 * RNG.standard_normal(),
+                    dead_fraction=0.0,
+                )
+            )
     return rows
 
 
@@ -56,7 +83,10 @@ def test_minima_on_a_constructed_sweep():
 
 
 def test_minima_ignores_rows_without_the_landscape():
-    rows = [dict(r, config={k: v for k, v in r["config"].items() if k != "landscape"}) for r in _minima_rows()]
+    rows = [
+        dict(r, config={k: v for k, v in r["config"].items() if k != "landscape"})
+        for r in _minima_rows()
+    ]
     assert minima.summarize([], minima.Config(draws=100), fig4=rows)["sources"] == {}
 
 
@@ -65,14 +95,35 @@ def _cliff_rows():
     for n in (500, 1000, 4000):
         for dynamics, centre in (("sgd", 8.0), ("sde", n / 125)):
             for b in GRID:
-                config = dict(model="net", dynamics=dynamics, refinement=1, lr=0.1, momentum=0.9, l2=0.0, n_train=n,
-                              batch_size=b, steps=1500, record_every=100, g=0.0, data="embedded")
+                config = dict(
+                    model="net",
+                    dynamics=dynamics,
+                    refinement=1,
+                    lr=0.1,
+                    momentum=0.9,
+                    l2=0.0,
+                    n_train=n,
+                    batch_size=b,
+                    steps=1500,
+                    record_every=100,
+                    g=0.0,
+                    data="embedded",
+                )
                 for s in range(SEEDS):
                     # a logistic fall from 0.9 to chance, centred on the cliff, width 0.3 in ln B
                     acc = 0.1 + 0.8 / (1 + math.exp(-(math.log(b / centre)) / 0.3))
                     dead = 1 - (acc - 0.1) / 0.8
-                    rows.append(_row("cliff", config, s, test_accuracy=acc + 0.003 * RNG.standard_normal(),
-                                     test_xent=1.0, dead_fraction=dead, dead_fraction_curve=[0.0, dead, dead]))
+                    rows.append(
+                        _row(
+                            "cliff",
+                            config,
+                            s,
+                            test_accuracy=acc + 0.003 * RNG.standard_normal(),
+                            test_xent=1.0,
+                            dead_fraction=dead,
+                            dead_fraction_curve=[0.0, dead, dead],
+                        )
+                    )
     return rows
 
 
@@ -80,11 +131,17 @@ def test_cliff_slopes_tell_the_two_laws_apart():
     summary = cliff.summarize(_cliff_rows(), cliff.Config(n_trains=(500, 1000, 4000)))
     sgd, sde = summary["slopes"]["sgd r=1"], summary["slopes"]["sde r=1"]
     assert abs(sgd["slope"]) < 0.05 and sgd["slope_ci95"][0] <= 0 <= sgd["slope_ci95"][1] + 0.02
-    assert abs(sde["slope"] - 1) < 0.05 and sde["slope_ci95"][0] - 0.02 <= 1 <= sde["slope_ci95"][1] + 0.02
+    assert (
+        abs(sde["slope"] - 1) < 0.05
+        and sde["slope_ci95"][0] - 0.02 <= 1 <= sde["slope_ci95"][1] + 0.02
+    )
     for n in (500, 1000, 4000):
         c = summary["curves"][f"sgd r=1 N={n}"]
         # the cliff (half-way from the peak 0.9 to chance) of a symmetric logistic is its centre
         assert abs(math.log(c["b_cliff"] / 8)) < 0.1
         assert abs(math.log(c["b_half_dead"] / 8)) < 0.1
         assert c["dead_settled_change"] == [0.0] * len(GRID)
-        assert summary["same_n"][str(n)]["sde_over_sgd"] == summary["curves"][f"sde r=1 N={n}"]["b_cliff"] / c["b_cliff"]
+        assert (
+            summary["same_n"][str(n)]["sde_over_sgd"]
+            == summary["curves"][f"sde r=1 N={n}"]["b_cliff"] / c["b_cliff"]
+        )

@@ -33,8 +33,18 @@ def eqx_set(model, w, b):
 
 def _one_step(run, **kwargs):
     model, data, w0, full, fisher = _problem()
-    traj = run(model, data, lr=LR, batch_size=B, steps=1, key=jr.key(3), n_seeds=SAMPLES,
-               l2=L2, record_every=1, **kwargs)
+    traj = run(
+        model,
+        data,
+        lr=LR,
+        batch_size=B,
+        steps=1,
+        key=jr.key(3),
+        n_seeds=SAMPLES,
+        l2=L2,
+        record_every=1,
+        **kwargs,
+    )
     return traj.params - w0, full, fisher
 
 
@@ -62,8 +72,12 @@ def test_full_batch_is_noiseless(run):
     """B = N: g = 0 and every seed takes exactly the gradient step -(eps/N) grad C (to rounding)."""
     model, data, w0, full, _ = _problem()
     assert sim.noise_scale(LR, N, N) == 0.0
-    traj = run(model, data, lr=LR, batch_size=N, steps=1, key=jr.key(0), n_seeds=5, l2=L2, record_every=1)
-    np.testing.assert_allclose(traj.params - w0, np.tile(-(LR / N) * full, (5, 1)), rtol=1e-12, atol=1e-15)
+    traj = run(
+        model, data, lr=LR, batch_size=N, steps=1, key=jr.key(0), n_seeds=5, l2=L2, record_every=1
+    )
+    np.testing.assert_allclose(
+        traj.params - w0, np.tile(-(LR / N) * full, (5, 1)), rtol=1e-12, atol=1e-15
+    )
 
 
 def test_noise_scale_formula():
@@ -95,11 +109,14 @@ def test_bad_input_names_the_parameter(kwargs, name):
         run(model, data, **args)
     if "refinement" not in kwargs and name != "steps" and name != "l2":
         with pytest.raises(sim.InputError, match=rf"^{name} must"):
-            sim.noise_scale(**{"lr": 0.1, "n_train": N, "batch_size": 2, **{k: v for k, v in kwargs.items()}})
+            sim.noise_scale(
+                **{"lr": 0.1, "n_train": N, "batch_size": 2, **{k: v for k, v in kwargs.items()}}
+            )
 
 
 def test_isotropic_noise_one_step_moments():
-    """IsotropicNoise: one EM step at dt = eps/N has mean -(eps/N) grad C (as the F-shaped noise) and
+    """IsotropicNoise: one EM step at dt = eps/N has mean -(eps/N) grad C (as the F-shaped noise)
+        and
     covariance g dt (tr F / p) I, with tr F the exact per-example trace (dense F here). Same 5
     Monte-Carlo s.e. tolerance as above; the off-diagonal must vanish within it too, which F-shaped
     noise (F is not diagonal here) would fail on at least one entry."""

@@ -17,7 +17,9 @@ from experiments.paper import fig9
 
 def _enumerated_moments(x, b):
     """Moments of the mean of b distinct values by enumerating every subset."""
-    means = np.array([x[list(s)].mean() for s in itertools.combinations(range(x.size), b)]) - x.mean()
+    means = (
+        np.array([x[list(s)].mean() for s in itertools.combinations(range(x.size), b)]) - x.mean()
+    )
     var = np.mean(means**2)
     return var, np.mean(means**3) / var**1.5, np.mean(means**4) / var**2 - 3
 
@@ -25,26 +27,31 @@ def _enumerated_moments(x, b):
 @pytest.mark.parametrize("n", [6, 9])
 def test_batch_moments_equal_enumeration_of_every_subset(n):
     # Every subset of size B counted once: the closed forms hold to round-off (float64, 1e-9). A
-    # with-replacement formula (skew S/sqrt(B), kurtosis K/B) misses by the finite-population factors,
-    # 5-100% here, and a 1/N where 1/(N - 1) belongs moves the variance by 1/N >= 11%.
+    # with-replacement formula (skew S/sqrt(B), kurtosis K/B) misses by the finite-population
+    # factors, 5-100% here, and a 1/N where 1/(N - 1) belongs moves the variance by 1/N >= 11%.
     x = np.random.default_rng(n).exponential(size=n) ** 2
     m = sim.batch_noise_moments(x, np.arange(1, n))
     for b in range(1, n):
         var, skew, kurt = _enumerated_moments(x, b)
-        np.testing.assert_allclose([m.variance[b - 1], m.skewness[b - 1], m.excess_kurtosis[b - 1]],
-                                   [var, skew, kurt], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            [m.variance[b - 1], m.skewness[b - 1], m.excess_kurtosis[b - 1]],
+            [var, skew, kurt],
+            rtol=1e-9,
+            atol=1e-12,
+        )
     c = x - x.mean()
-    assert m.skewness[0] == pytest.approx(np.mean(c**3) / np.mean(c**2) ** 1.5)  # B = 1: the population's
+    # B = 1: the population's
+    assert m.skewness[0] == pytest.approx(np.mean(c**3) / np.mean(c**2) ** 1.5)
 
 
 def test_skewness_of_a_mean_of_b_draws_scales_as_one_over_root_b():
     # Population of 20,000 exponential draws (skew ~2, excess kurtosis ~6): for B << N the exact
-    # skewness times sqrt(B) and kurtosis times B stay at the population's within the finite-population
-    # factor (N - 2B)/(N - 2) sqrt((N - 1)/(N - B)) (< 1.6% at B = 128); the same from 40,000 Monte
-    # Carlo batch means agrees within 5 sqrt(6/n) = 0.06 of the exact value: sqrt(6/n) = 0.012 is the
-    # Gaussian s.e.; for these skewed means the sample skewness scatters with s.d. ~0.020 (measured at
-    # B = 4), so the margin is ~3 true s.e. (a with-replacement or missing-1/sqrt(B) error moves it by
-    # > 0.1 at B = 4).
+    # skewness times sqrt(B) and kurtosis times B stay at the population's within the
+    # finite-population factor (N - 2B)/(N - 2) sqrt((N - 1)/(N - B)) (< 1.6% at B = 128); the same
+    # from 40,000 Monte Carlo batch means agrees within 5 sqrt(6/n) = 0.06 of the exact value:
+    # sqrt(6/n) = 0.012 is the Gaussian s.e.; for these skewed means the sample skewness scatters
+    # with s.d. ~0.020 (measured at B = 4), so the margin is ~3 true s.e. (a with-replacement or
+    # missing-1/sqrt(B) error moves it by > 0.1 at B = 4).
     rng = np.random.default_rng(0)
     x = rng.exponential(size=20000)
     bs = np.array([1, 2, 4, 8, 16, 32, 64, 128])
@@ -69,9 +76,9 @@ def test_batch_moments_reject_bad_input():
 def test_gaussian_sample_passes_and_two_point_lattice_fails():
     # Fig 9's normality test. A Gaussian sample of 5,000 passes (fixed seed; under normality p is
     # uniform, so p > 1e-3 fails one seed in a thousand); a two-point lattice (an output bias's
-    # per-example gradient: probability minus a one-hot) of the same size fails with p < 1e-20, and so
-    # does the mean of 30 of its draws at this size (skew 0.48); a test that ignored kurtosis or skew
-    # would pass one of them.
+    # per-example gradient: probability minus a one-hot) of the same size fails with p < 1e-20, and
+    # so does the mean of 30 of its draws at this size (skew 0.48); a test that ignored kurtosis or
+    # skew would pass one of them.
     rng = np.random.default_rng(1)
     assert fig9.normality(rng.standard_normal(5000)).p_value > 1e-3
     lattice = np.where(rng.random(5000) < 0.1, 0.9, -0.1)
@@ -98,15 +105,22 @@ def _dense(model, data):
 
 @pytest.fixture(scope="module")
 def small_linear():
-    previous = jax.config.jax_enable_x64  # the suite runs in float64 (conftest); restore whatever it was
+    # the suite runs in float64 (conftest); restore whatever it was
+    previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
         data = models.binary_task(n_train=60, dtype=jnp.float64)
         # Keep the 12 pixels that vary most so the dense reference is small; random weights, not the
         # zero init, so the per-example gradients differ in more than their scale.
         keep = np.argsort(np.asarray(data.x_train).std(0))[-12:]
-        d = models.Dataset(x_train=data.x_train[:, keep], y_train=data.y_train, x_test=data.x_test[:, keep],
-                           y_test=data.y_test, n_classes=2, name="t")
+        d = models.Dataset(
+            x_train=data.x_train[:, keep],
+            y_train=data.y_train,
+            x_test=data.x_test[:, keep],
+            y_test=data.y_test,
+            n_classes=2,
+            name="t",
+        )
         model = models.LogisticRegression(n_inputs=12, dtype=jnp.float64)
         flat, w = sim.FlatModel.split(model)
         model = flat.model(jr.normal(jr.key(3), w.shape, jnp.float64))
@@ -137,6 +151,10 @@ def test_top_noise_directions_equal_dense_eigendecomposition(small_linear):
     for i in range(3):
         v = evecs[:, -1 - i]
         assert abs(abs(res.directions[i] @ v) - 1) < 1e-8
-        np.testing.assert_allclose(np.abs(res.projections[i]), np.abs(gc @ v), rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(np.sum(res.projections**2, 1) / (data.n_train - 1), res.values, rtol=1e-10)
+        np.testing.assert_allclose(
+            np.abs(res.projections[i]), np.abs(gc @ v), rtol=1e-7, atol=1e-10
+        )
+    np.testing.assert_allclose(
+        np.sum(res.projections**2, 1) / (data.n_train - 1), res.values, rtol=1e-10
+    )
     assert np.all(res.error_bounds < 1e-8 * evals[-1])

@@ -30,8 +30,17 @@ Z = 4.5
 
 def _stationary(run, lr, batch_size, steps, a=A, f=F, seeds=SEEDS, **kwargs):
     model, data = models.quadratic_problem(a, f, n_train=N, w0=jnp.zeros(2), seed=1)
-    traj = run(model, data, lr=lr, batch_size=batch_size, steps=steps, key=jr.key(7),
-               n_seeds=seeds, record_every=steps, **kwargs)
+    traj = run(
+        model,
+        data,
+        lr=lr,
+        batch_size=batch_size,
+        steps=steps,
+        key=jr.key(7),
+        n_seeds=seeds,
+        record_every=steps,
+        **kwargs,
+    )
     return second_moment_with_se(traj.params, np.zeros(2))
 
 
@@ -69,22 +78,26 @@ def test_sgd_stationary_covariance_is_discrete_lyapunov(lr, batch_size):
     emp, se = _stationary(sim.run_sgd, lr, batch_size, steps)
     np.testing.assert_array_less(np.abs(emp - discrete_sgd(lr, batch_size)), Z * se)
     if lr == 1.0:
-        # At eps = 1 the continuous answer is far off: SGD is not its SDE here, and the test can tell.
+        # At eps = 1 the continuous answer is far off: SGD is not its SDE here, and the test can
+        # tell.
         assert np.abs(emp - continuous(1.0))[0, 0] > 8 * se[0, 0]
 
 
 def test_sde_stationary_covariance_is_continuous_lyapunov():
-    """Euler–Maruyama with dt = eps/(N r), r = 32: its own O(dt) bias is computed exactly and must be
-    below one standard error (it is 0.40 s.e. at 2,000 seeds), so agreement is with the continuous
-    (OU) covariance. SDE time 15 eps/N = 0.125: the slowest covariance mode (rate 2 x 48) has decayed
-    by exp(-12). Power: SGD's discrete answer (or an SDE that ignored r, EM at dt = eps/N) is 22 s.e.
-    off on the (0, 0) entry (asserted > 8), a factor 2 in g 31 s.e. on the diagonal."""
+    """Euler–Maruyama with dt = eps/(N r), r = 32: its own O(dt) bias is computed exactly and must
+    be below one standard error (it is 0.40 s.e. at 2,000 seeds), so agreement is with the
+    continuous (OU) covariance. SDE time 15 eps/N = 0.125: the slowest covariance mode (rate 2 x 48)
+    has decayed by exp(-12). Power: SGD's discrete answer (or an SDE that ignored r, EM at dt =
+    eps/N) is 22 s.e. off on the (0, 0) entry (asserted > 8), a factor 2 in g 31 s.e. on the
+    diagonal."""
     lr, b, r = 1.0, 60, 32
     dt = lr / (N * r)
     em = solve_discrete_lyapunov(np.eye(2) - dt * A, 1.0 * dt * F)
     emp, se = _stationary(sim.run_sde, lr, b, 15, refinement=r, seeds=2000)
     assert np.all(np.abs(em - continuous(1.0)) < se)
-    np.testing.assert_array_less(np.abs(emp - continuous(1.0)), Z * se + np.abs(em - continuous(1.0)))
+    np.testing.assert_array_less(
+        np.abs(emp - continuous(1.0)), Z * se + np.abs(em - continuous(1.0))
+    )
     assert np.abs(emp - discrete_sgd(lr, b))[0, 0] > 8 * se[0, 0]
 
 
@@ -106,9 +119,9 @@ def _momentum_closed_forms(lr, batch_size, momentum, a, f, r):
 def test_momentum_sde_stationary_variance_matches_noise_scale():
     """Second-order SDE of momentum SGD: with A and F diagonal, Var(w_j) = g F_jj / (2 A_jj) with
     g = eps (N/B - 1)/(1 - m), the same noise scale as SGD's (checked in closed form and simulated).
-    2,000 seeds, EM at dt = h/8 (its exact bias 0.80 s.e., below the one s.e. asserted), 60 SGD steps
-    = SDE time 3.9: the slowest covariance mode (rate 2 x 2.14) has decayed by exp(-16.6). Power: g
-    without its 1/(1 - m) halves both variances, 15 s.e. off."""
+    2,000 seeds, EM at dt = h/8 (its exact bias 0.80 s.e., below the one s.e. asserted), 60 SGD
+    steps = SDE time 3.9: the slowest covariance mode (rate 2 x 2.14) has decayed by exp(-16.6).
+    Power: g without its 1/(1 - m) halves both variances, 15 s.e. off."""
     lr, b, m, r = 0.5, 40, 0.5, 8
     a, f = N * np.diag([0.2, 0.1]), np.diag([1.0, 0.5])
     g = sim.noise_scale(lr, N, b, momentum=m)

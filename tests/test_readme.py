@@ -1,11 +1,11 @@
-"""The README and docs/results.md as written: every ```python block runs, every `sgd-sde ...` command
-they mention parses, names a registered experiment and one of its presets, and passes its config's
-checks, and every local link points at a file that exists.
+"""The README and docs/results.md as written: every ```python block runs, every `sgd-sde ...`
+command they mention parses, names a registered experiment and one of its presets, and passes its
+config's checks, and every local link points at a file that exists.
 
 The python blocks of one file run in order in one namespace, as a reader would paste them into one
 session (a later block may use an earlier one's names); a block that defines `EXPERIMENTS` is an
-experiment module: it runs as a module of its own, and its tiny preset runs through the sweep runner.
-"""
+experiment module: it runs as a module of its own, and its tiny preset runs through the sweep
+runner."""
 
 import dataclasses
 import inspect
@@ -37,9 +37,11 @@ def _prose(path):
 
 
 def _commands(path):
-    """Every `sgd-sde ...` command: from inline code spans, and from the lines of bash blocks (comments
-    cut). A generic mention (`sgd-sde <name> ...`, `sgd-sde ...`) is not a command."""
-    lines = [line.split("#", 1)[0] for block in _blocks(path, "bash") for line in block.splitlines()]
+    """Every `sgd-sde ...` command: from inline code spans, and from the lines of bash blocks
+    (comments cut). A generic mention (`sgd-sde <name> ...`, `sgd-sde ...`) is not a command."""
+    lines = [
+        line.split("#", 1)[0] for block in _blocks(path, "bash") for line in block.splitlines()
+    ]
     return _commands_in(_prose(path), lines)
 
 
@@ -57,7 +59,9 @@ def _commands_in(text, lines=()):
 
 def test_readme_is_a_guide():
     lines = (ROOT / "README.md").read_text().splitlines()
-    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines (at most {README_MAX_LINES})"
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES})"
+    )
     assert "pip install -e . && sgd-sde compare --quick" in "\n".join(lines[:6])
     assert "python -m pytest" in "\n".join(lines[:6])
 
@@ -94,10 +98,13 @@ def _known(path, monkeypatch):
 
 
 def _parser(experiments):
-    """The command line's own parser for these experiments, and the command aliases (name -> name)."""
+    """The command line's own parser for these experiments, and the command aliases (name ->
+    name)."""
     aliases = registry.aliases(experiments) if hasattr(registry, "aliases") else {}
     takes_aliases = "aliases" in inspect.signature(cli._parser).parameters
-    return (cli._parser(experiments, aliases) if takes_aliases else cli._parser(experiments)), aliases
+    return (
+        cli._parser(experiments, aliases) if takes_aliases else cli._parser(experiments)
+    ), aliases
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
@@ -106,7 +113,9 @@ def test_commands_name_registered_experiments_and_presets(path, monkeypatch):
     parser, aliases = _parser(experiments)
     for argv in _commands(path):
         argv = [aliases.get(argv[0], argv[0])] + argv[1:]
-        assert argv[0] == "list" or argv[0] in experiments, f"{path.name}: sgd-sde {argv[0]} is not registered"
+        assert argv[0] == "list" or argv[0] in experiments, (
+            f"{path.name}: sgd-sde {argv[0]} is not registered"
+        )
         argv = [a for a in argv if a not in ("--help", "-h")]  # the help exits; the rest must parse
         try:
             args = parser.parse_args(argv)
@@ -118,8 +127,11 @@ def test_commands_name_registered_experiments_and_presets(path, monkeypatch):
         preset = args.preset or "quick"
         assert preset in exp.presets, f"{path.name}: sgd-sde {argv[0]} has no preset {preset}"
         base = exp.presets[preset]
-        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(base)
-                     if getattr(args, f.name) is not None}
+        overrides = {
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(base)
+            if getattr(args, f.name) is not None
+        }
         contract.validate(dataclasses.replace(base, **overrides))
 
 
@@ -130,13 +142,21 @@ def test_presets_in_a_table_row_belong_to_its_experiments(path, monkeypatch):
     experiments = _known(path, monkeypatch)
     for row in (line for line in _prose(path).splitlines() if line.startswith("|")):
         names = {argv[0] for argv in _commands_in(row)}
-        presets = set(re.findall(r"--(tiny|quick|paper)\b(?!-)", row)) | set(re.findall(r"--preset ([\w-]+)", row))
+        presets = set(re.findall(r"--(tiny|quick|paper)\b(?!-)", row)) | set(
+            re.findall(r"--preset ([\w-]+)", row)
+        )
         for name in names - {"list"}:
             assert name in experiments, f"{path.name}: sgd-sde {name} is not registered"
             unknown = presets - set(experiments[name].presets)
-            assert not unknown, f"{path.name}: sgd-sde {name} has no preset {', '.join(sorted(unknown))}: {row[:80]}"
-            for preset, time in getattr(experiments[name], "times", {}).items():  # where the registry has them
-                assert path.name != "README.md" or time in row, f"{path.name}: sgd-sde {name}'s {preset} run time {time} missing"
+            assert not unknown, (
+                f"{path.name}: sgd-sde {name} has no preset {', '.join(sorted(unknown))}: "
+                f"{row[:80]}"
+            )
+            # where the registry has them
+            for preset, time in getattr(experiments[name], "times", {}).items():
+                assert path.name != "README.md" or time in row, (
+                    f"{path.name}: sgd-sde {name}'s {preset} run time {time} missing"
+                )
 
 
 def test_every_registered_experiment_is_in_the_readme():

@@ -1,13 +1,14 @@
-"""The SDE in mean-loss time (docs/mathematics.md, "The SDE in mean-loss time"), exact on the quadratic.
+"""The SDE in mean-loss time (docs/mathematics.md, "The SDE in mean-loss time"), exact on the
+quadratic.
 
 With C = N L (L the mean loss) and tau = N t, dw/dt = -dC/dw + eta (<eta eta'> = g F delta) becomes
     dw = -dL/dw dtau + sqrt(g/N) L_F dW_tau:
-the drift does not depend on N and the temperature is g/N = eps (1/B - 1/N)/(1 - m). On the quadratic
-toy with the mean-loss Hessian H = A/N held fixed across N, Euler-Maruyama at dt = eps/N is, step for
-step, the same linear Gaussian chain in tau whenever g/N is the same:
+the drift does not depend on N and the temperature is g/N = eps (1/B - 1/N)/(1 - m). On the
+quadratic toy with the mean-loss Hessian H = A/N held fixed across N, Euler-Maruyama at dt = eps/N
+is, step for step, the same linear Gaussian chain in tau whenever g/N is the same:
     w_{k+1} = (I - eps H) w_k + sqrt((g/N) eps) L_F z_k,
-so its mean and covariance after k steps are the same closed forms at N = 20, B = 5 and N = 60, B = 6
-(g/N = 0.15 eps at both), while N = 60, B = 15 (the same g as N = 20, B = 5) has a third of the
+so its mean and covariance after k steps are the same closed forms at N = 20, B = 5 and N = 60, B =
+6 (g/N = 0.15 eps at both), while N = 60, B = 15 (the same g as N = 20, B = 5) has a third of the
 covariance. Each simulation is checked against the closed form within Monte-Carlo error.
 """
 
@@ -38,9 +39,20 @@ def _closed_form(g_over_n):
 
 
 def _simulate(n_train, batch_size):
-    model, data = models.quadratic_problem(n_train * H, F, n_train=n_train, w0=jnp.asarray(W0), seed=3)
-    traj = sim.run_sde(model, data, lr=LR, batch_size=batch_size, steps=STEPS, key=jr.key(11), n_seeds=SEEDS,
-                       record_every=STEPS, seed_batching="vmap")
+    model, data = models.quadratic_problem(
+        n_train * H, F, n_train=n_train, w0=jnp.asarray(W0), seed=3
+    )
+    traj = sim.run_sde(
+        model,
+        data,
+        lr=LR,
+        batch_size=batch_size,
+        steps=STEPS,
+        key=jr.key(11),
+        n_seeds=SEEDS,
+        record_every=STEPS,
+        seed_batching="vmap",
+    )
     params = traj.params.astype(float)
     return params, traj.config["noise_scale"] / n_train
 
@@ -61,7 +73,8 @@ def test_equal_temperature_is_one_chain_across_n():
         assert np.isclose(temperature, 0.15 * LR)
         _check(params, mean, cov)
     params, temperature = _simulate(60, 15)
-    assert np.isclose(temperature, 0.05 * LR)  # g = eps (60/15 - 1) = 3 eps, the same g as N = 20, B = 5
+    # g = eps (60/15 - 1) = 3 eps, the same g as N = 20, B = 5
+    assert np.isclose(temperature, 0.05 * LR)
     _check(params, *_closed_form(temperature))
     moment, se = second_moment_with_se(params, mean)
     assert np.all(np.abs(np.diag(moment) - np.diag(cov)) > 10 * np.diag(se))

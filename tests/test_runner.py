@@ -1,5 +1,5 @@
-"""The sweep runner at scale: rows identical serial / local workers / Ray, resume after the driver is
-killed under each, one driver per folder, progress from inside the compiled loop."""
+"""The sweep runner at scale: rows identical serial / local workers / Ray, resume after the driver
+is killed under each, one driver per folder, progress from inside the compiled loop."""
 
 import dataclasses
 import json
@@ -35,12 +35,22 @@ def never_forks():
 
 FIG4 = {e.name: e for e in batch_size.EXPERIMENTS}["fig4"]
 # Five chunks (one per B) of two seeds, a few seconds each: enough for two workers to interleave.
-CFG = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(1, 2, 5, 10, 20), n_trains=(50,), steps=30, seeds=2)
+CFG = dataclasses.replace(
+    FIG4.presets["tiny"], batch_sizes=(1, 2, 5, 10, 20), n_trains=(50,), steps=30, seeds=2
+)
 
 
 def _sweep(out, executor, cfg=CFG, chunk_size=FIG4.chunk_size):
-    return run_sweep("fig4", out, batch_size.grid(cfg), seeds=[0, 1], evaluate=FIG4.evaluate,
-                     shape=FIG4.shape, chunk_size=chunk_size, executor=executor)
+    return run_sweep(
+        "fig4",
+        out,
+        batch_size.grid(cfg),
+        seeds=[0, 1],
+        evaluate=FIG4.evaluate,
+        shape=FIG4.shape,
+        chunk_size=chunk_size,
+        executor=executor,
+    )
 
 
 def _lines(out):
@@ -49,24 +59,51 @@ def _lines(out):
     return sorted((out / "fig4.jsonl").read_text().splitlines())
 
 
-KILLED_ARGS = ("fig4", "--tiny", "--batch-sizes", "1,2,5,10,20", "--n-trains", "50", "--steps", "30",
-               "--seeds", "2")
+KILLED_ARGS = (
+    "fig4",
+    "--tiny",
+    "--batch-sizes",
+    "1,2,5,10,20",
+    "--n-trains",
+    "50",
+    "--steps",
+    "30",
+    "--seeds",
+    "2",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cli_reference(request, tmp_path_factory):
-    """The serial command-line run that `test_driver_killed_under_workers_resumes_to_the_serial_rows`
-    compares with, started with the module (where that test is selected) so that it runs beside the
-    tests before it: (its output folder, the process, its output)."""
+    """The serial command-line run that
+    `test_driver_killed_under_workers_resumes_to_the_serial_rows` compares with, started with the
+    module (where that test is selected) so that it runs beside the tests before it: (its output
+    folder, the process, its output)."""
     test = "test_driver_killed_under_workers_resumes_to_the_serial_rows"
-    if not any(getattr(item, "originalname", item.name) == test and item.module.__name__ == __name__
-               for item in request.session.items):
+    if not any(
+        getattr(item, "originalname", item.name) == test and item.module.__name__ == __name__
+        for item in request.session.items
+    ):
         yield None
         return
     out = tmp_path_factory.mktemp("cli-serial")
-    with open(out.parent / f"{out.name}.log", "w+") as log:  # a file, not a pipe that nobody reads yet
-        proc = subprocess.Popen([sys.executable, "-m", "experiments", *KILLED_ARGS, "--workers", "1", "--out",
-                                 str(out)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # a file, not a pipe that nobody reads yet
+    with open(out.parent / f"{out.name}.log", "w+") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "experiments",
+                *KILLED_ARGS,
+                "--workers",
+                "1",
+                "--out",
+                str(out),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         yield out, proc, log
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -102,13 +139,18 @@ def test_worker_assignments_one_gpu_or_one_core_set_each():
 
 def test_one_worker_per_gpu_writes_the_serial_rows(serial, tmp_path):
     """A smoke test of the multi-GPU path (worker k given CUDA_VISIBLE_DEVICES = k % 2) on the CPU,
-    where JAX ignores the variable: the rows are still exactly the serial ones. Two of the five chunks
-    (B = 1 and 2: one for each worker): the pool and its initialiser are what differ from the test
-    above. (The mapping itself is tested in `test_worker_assignments_one_gpu_or_one_core_set_each`.)"""
+    where JAX ignores the variable: the rows are still exactly the serial ones. Two of the five
+    chunks (B = 1 and 2: one for each worker): the pool and its initialiser are what differ from the
+    test above. (The mapping itself is tested in
+    `test_worker_assignments_one_gpu_or_one_core_set_each`.)"""
     out, rows = serial
-    parallel = _sweep(tmp_path, workers.LocalWorkers(2, gpus=2), dataclasses.replace(CFG, batch_sizes=(1, 2)))
+    parallel = _sweep(
+        tmp_path, workers.LocalWorkers(2, gpus=2), dataclasses.replace(CFG, batch_sizes=(1, 2))
+    )
     assert len(parallel) == 4 and all(row in rows for row in parallel)
-    assert set(_lines(tmp_path)) == {line for line in _lines(out) if json.loads(line)["config"]["batch_size"] in (1, 2)}
+    assert set(_lines(tmp_path)) == {
+        line for line in _lines(out) if json.loads(line)["config"]["batch_size"] in (1, 2)
+    }
 
 
 def test_ray_writes_exactly_the_rows_of_a_serial_run_and_resumes(serial, tmp_path):
@@ -124,8 +166,14 @@ def test_ray_writes_exactly_the_rows_of_a_serial_run_and_resumes(serial, tmp_pat
 
 
 def _cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "experiments", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def test_driver_killed_under_workers_resumes_to_the_serial_rows(cli_reference, tmp_path):
@@ -152,8 +200,8 @@ def test_driver_killed_under_workers_resumes_to_the_serial_rows(cli_reference, t
 
 
 def test_a_second_driver_on_the_same_folder_exits_2(tmp_path):
-    """While one driver holds the folder's lock, a second one says so in one line and exits 2 without
-    computing or writing anything."""
+    """While one driver holds the folder's lock, a second one says so in one line and exits 2
+    without computing or writing anything."""
     with driver_lock(tmp_path, "fig4"):
         proc = _cli("fig4", "--tiny", "--out", str(tmp_path))
         out, err = proc.communicate(timeout=300)
@@ -166,12 +214,24 @@ def test_a_second_driver_on_the_same_folder_exits_2(tmp_path):
 def test_progress_is_reported_from_inside_the_compiled_loop():
     """One record interval of 200 steps (record_every = steps, as the batch-size sweeps run) still
     reports its progress about 20 times, increasing, ending at the run's total."""
-    data = models.Dataset(jr.normal(jr.key(1), (16, 5)), jr.randint(jr.key(2), (16,), 0, 3),
-                          jr.normal(jr.key(3), (8, 5)), jr.randint(jr.key(4), (8,), 0, 3), 3)
+    data = models.Dataset(
+        jr.normal(jr.key(1), (16, 5)),
+        jr.randint(jr.key(2), (16,), 0, 3),
+        jr.normal(jr.key(3), (8, 5)),
+        jr.randint(jr.key(4), (8,), 0, 3),
+        3,
+    )
     seen = []
     with sim.on_progress(lambda done, total: seen.append((done, total))):
-        sim.run_sgd(models.ShallowNet(5, 7, 3, key=jr.key(0)), data, lr=0.1, batch_size=4, steps=200,
-                    key=jr.key(5), record_every=200)
+        sim.run_sgd(
+            models.ShallowNet(5, 7, 3, key=jr.key(0)),
+            data,
+            lr=0.1,
+            batch_size=4,
+            steps=200,
+            key=jr.key(5),
+            record_every=200,
+        )
     assert len(seen) == 20 and all(t == 200 for _, t in seen)
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[0] == 10 and done[-1] == 200
@@ -193,13 +253,16 @@ def test_a_variant_preset_writes_its_own_outputs_beside_the_standard_ones(tmp_pa
 
 
 def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are_split(tmp_path):
-    """B = 500 and 1000 of N = 1000: XLA:CPU splits the gradient's reduction over the examples by the
-    cores a process sees, so workers pinned to one core each wrote other float32 rows than a serial run
-    on this 2-core machine (measured); unpinned (`cores_per_worker=0`, the CLI's --no-pin), each worker
-    sees what the serial run sees and the rows are byte-identical; so are a local Ray instance's. Five
-    steps are enough to tell: pinned workers' rows differ from these serial ones after 5 steps as after
-    20 (measured, float64 as here), so a worker pinned by mistake fails this test."""
-    cfg = dataclasses.replace(FIG4.presets["tiny"], batch_sizes=(500, 1000), n_trains=(1000,), steps=5, seeds=2)
+    """B = 500 and 1000 of N = 1000: XLA:CPU splits the gradient's reduction over the examples by
+    the cores a process sees, so workers pinned to one core each wrote other float32 rows than a
+    serial run on this 2-core machine (measured); unpinned (`cores_per_worker=0`, the CLI's
+    --no-pin), each worker sees what the serial run sees and the rows are byte-identical; so are a
+    local Ray instance's. Five steps are enough to tell: pinned workers' rows differ from these
+    serial ones after 5 steps as after 20 (measured, float64 as here), so a worker pinned by mistake
+    fails this test."""
+    cfg = dataclasses.replace(
+        FIG4.presets["tiny"], batch_sizes=(500, 1000), n_trains=(1000,), steps=5, seeds=2
+    )
 
     def rows(name, executor):
         _sweep(tmp_path / name, executor, cfg, chunk_size=1)

@@ -1,12 +1,13 @@
-"""The curve in g: test accuracy against the noise scale g = eps (N/B - 1)/(1 - m) for every point of
-the batch-size sweeps (Figs 4, 5, 7 and, per N, Fig 6), SGD, read from their rows in the same folder.
+"""The curve in g: test accuracy against the noise scale g = eps (N/B - 1)/(1 - m) for every point
+of the batch-size sweeps (Figs 4, 5, 7 and, per N, Fig 6), SGD, read from their rows in the same
+folder.
 
 If g alone governs generalisation (the paper's claim), points of different (eps, B, m) with equal g
-fall on one curve. How far they collapse, as a number: the points are binned in ln g (bins a factor 2
-wide) and by training budget (only points trained for the same number of updates are compared); in
-each bin holding points of at least two (eps, m) families, the spread (standard deviation) of the point
-means against the seeds' standard error of a point mean. Fig 4's rows are used where the folder has
-them (at paper scale Fig 4 is Fig 5's eps = 0.1 series). A ratio near 1 is a collapse
+fall on one curve. How far they collapse, as a number: the points are binned in ln g (bins a factor
+2 wide) and by training budget (only points trained for the same number of updates are compared); in
+each bin holding points of at least two (eps, m) families, the spread (standard deviation) of the
+point means against the seeds' standard error of a point mean. Fig 4's rows are used where the
+folder has them (at paper scale Fig 4 is Fig 5's eps = 0.1 series). A ratio near 1 is a collapse
 within seed noise; well above 1, g does not tell the whole story. Reported per bin and overall (root
 mean square over bins), with the N sweep's points separately (there test sets differ with N).
 """
@@ -47,16 +48,29 @@ def _points(rows, source):
             continue
         key = (c["lr"], c["momentum"], c["n_train"], c["batch_size"], c["steps"])
         out.setdefault(key, []).append(r["test_accuracy"])
-    return [dict(source=source, lr=k[0], momentum=k[1], n_train=k[2], batch_size=k[3], steps=k[4],
-                 g=k[0] * (k[2] / k[3] - 1) / (1 - k[1]), accuracy=_common.mean_se(v))
-            for k, v in out.items() if k[3] < k[2]]  # full batch: g = 0, off a log axis
+    return [
+        dict(
+            source=source,
+            lr=k[0],
+            momentum=k[1],
+            n_train=k[2],
+            batch_size=k[3],
+            steps=k[4],
+            g=k[0] * (k[2] / k[3] - 1) / (1 - k[1]),
+            accuracy=_common.mean_se(v),
+        )
+        for k, v in out.items()
+        if k[3] < k[2]
+    ]  # full batch: g = 0, off a log axis
 
 
 def _collapse(points, factor):
     bins = {}
     for p in points:
         if p["accuracy"][2] > 1:
-            bins.setdefault((p["steps"], math.floor(math.log(p["g"]) / math.log(factor))), []).append(p)
+            bins.setdefault(
+                (p["steps"], math.floor(math.log(p["g"]) / math.log(factor))), []
+            ).append(p)
     per_bin = []
     for (steps, k), sel in sorted(bins.items()):
         families = {(p["lr"], p["momentum"], p["n_train"]) for p in sel}
@@ -65,17 +79,29 @@ def _collapse(points, factor):
         means = [p["accuracy"][0] for p in sel]
         se = math.sqrt(np.mean([p["accuracy"][1] ** 2 for p in sel]))
         spread = float(np.std(means, ddof=1))
-        per_bin.append(dict(steps=steps, g_low=factor**k, g_high=factor ** (k + 1), points=len(sel), families=len(families),
-                            spread=spread, seed_se=se, ratio=spread / se if se > 0 else math.nan))
+        per_bin.append(
+            dict(
+                steps=steps,
+                g_low=factor**k,
+                g_high=factor ** (k + 1),
+                points=len(sel),
+                families=len(families),
+                spread=spread,
+                seed_se=se,
+                ratio=spread / se if se > 0 else math.nan,
+            )
+        )
     ratios = [b["ratio"] for b in per_bin if math.isfinite(b["ratio"])]
-    return dict(bins=per_bin, rms_ratio=float(np.sqrt(np.mean(np.square(ratios)))) if ratios else math.nan)
+    return dict(
+        bins=per_bin, rms_ratio=float(np.sqrt(np.mean(np.square(ratios)))) if ratios else math.nan
+    )
 
 
 def summarize(rows, cfg: Config, **sources) -> dict:
     points = {name: _points(sources.get(name, []), name) for name in SOURCES}
-    # A configuration run by two sweeps (Fig 4 is Fig 5's eps = 0.1 series and Fig 7's m = 0.9 one) is
-    # one point, taken from one sweep only: its seeds share initialisations with the other's, so two
-    # copies would be neither two points of one family nor independent seeds.
+    # A configuration run by two sweeps (Fig 4 is Fig 5's eps = 0.1 series and Fig 7's m = 0.9 one)
+    # is one point, taken from one sweep only: its seeds share initialisations with the other's, so
+    # two copies would be neither two points of one family nor independent seeds.
     fixed_n, seen = [], set()
     for name in ("fig5", "fig7", "fig4"):
         for p in points[name]:
@@ -83,22 +109,37 @@ def summarize(rows, cfg: Config, **sources) -> dict:
             if key not in seen:
                 seen.add(key)
                 fixed_n.append(p)
-    return dict(points=points, collapse=_collapse(fixed_n, cfg.bin_factor),
-                collapse_n=_collapse(points["fig6"], cfg.bin_factor))
+    return dict(
+        points=points,
+        collapse=_collapse(fixed_n, cfg.bin_factor),
+        collapse_n=_collapse(points["fig6"], cfg.bin_factor),
+    )
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     markers = {"fig4": "o", "fig5": "s", "fig7": "^", "fig6": "D"}
-    for ax, names, title, key in ((axes[0], ("fig4", "fig5", "fig7"), "Figs 4, 5, 7 (N fixed)", "collapse"),
-                                  (axes[1], ("fig6",), "Fig 6 (N swept)", "collapse_n")):
-        families = sorted({(p["lr"], p["momentum"], p["n_train"]) for n in names for p in summary["points"][n]})
+    for ax, names, title, key in (
+        (axes[0], ("fig4", "fig5", "fig7"), "Figs 4, 5, 7 (N fixed)", "collapse"),
+        (axes[1], ("fig6",), "Fig 6 (N swept)", "collapse_n"),
+    ):
+        families = sorted(
+            {(p["lr"], p["momentum"], p["n_train"]) for n in names for p in summary["points"][n]}
+        )
         for name in names:
             for p in summary["points"][name]:
                 k = families.index((p["lr"], p["momentum"], p["n_train"]))
-                ax.errorbar(p["g"], p["accuracy"][0], yerr=np.nan_to_num(p["accuracy"][1]), marker=markers[name],
-                            ms=4, color=f"C{k % 10}", ls="none", alpha=0.8)
+                ax.errorbar(
+                    p["g"],
+                    p["accuracy"][0],
+                    yerr=np.nan_to_num(p["accuracy"][1]),
+                    marker=markers[name],
+                    ms=4,
+                    color=f"C{k % 10}",
+                    ls="none",
+                    alpha=0.8,
+                )
         for k, (lr, m, n) in enumerate(families):
             ax.plot([], [], "o", color=f"C{k % 10}", label=f"eps {lr:g}, m {m:g}, N {n}")
         ax.set_xscale("log")
@@ -107,9 +148,12 @@ def figure(summary: dict, cfg: Config, out) -> None:
         ax.set_title(f"{title}: spread / seed s.e. = {ratio:.2f} (rms over bins)")
         ax.legend(fontsize=6, ncol=2)
     axes[0].set_ylabel("test accuracy (mean ± s.e. over seeds)")
-    caption = ("SGD points of the batch-size sweeps in this folder (marker: o fig4, s fig5, ^ fig7, D fig6); "
-               f"collapse: spread of point means within bins of g a factor {cfg.bin_factor:g} wide, "
-               "against the seeds' standard error.")
+    caption = (
+        "SGD points of the batch-size sweeps in this folder (marker: o fig4, s fig5, ^ fig7, D "
+        "fig6); "
+        f"collapse: spread of point means within bins of g a factor {cfg.bin_factor:g} wide, "
+        "against the seeds' standard error."
+    )
     _common.save(fig, out, "g-curve", {k: v for k, v in summary.items() if k != "points"}, caption)
 
 
@@ -117,16 +161,32 @@ def report(summary: dict, cfg: Config) -> str:
     lines = ["g-curve: do points of equal g collapse onto one curve?"]
     for key, title in (("collapse", "N fixed (Figs 4, 5, 7)"), ("collapse_n", "N swept (Fig 6)")):
         c = summary[key]
-        lines.append(f"  {title}: spread / seed s.e. = {c['rms_ratio']:.2f} (rms over {len(c['bins'])} bins)")
+        lines.append(
+            f"  {title}: spread / seed s.e. = {c['rms_ratio']:.2f} (rms over {len(c['bins'])} bins)"
+        )
         for b in c["bins"]:
-            lines.append(f"    g in [{b['g_low']:.3g}, {b['g_high']:.3g}): {b['points']} points of {b['families']} "
-                         f"families, {b['steps']} updates, spread {b['spread']:.4f} = {b['ratio']:.1f} s.e.")
+            lines.append(
+                f"    g in [{b['g_low']:.3g}, {b['g_high']:.3g}): {b['points']} points of "
+                f"{b['families']} "
+                f"families, {b['steps']} updates, spread {b['spread']:.4f} = {b['ratio']:.1f} s.e."
+            )
     return "\n".join(lines)
 
 
 EXPERIMENTS = (
-    Experiment(name="g-curve", summary="test accuracy against g for every point of Figs 4-7: one curve?",
-               config=Config, presets={"tiny": Config(), "quick": Config(), "paper": Config()},
-               grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-               needs=("fig5", "fig7", "fig6"), optional=("fig4",), section="paper", seeds=lambda cfg, p: [0]),
+    Experiment(
+        name="g-curve",
+        summary="test accuracy against g for every point of Figs 4-7: one curve?",
+        config=Config,
+        presets={"tiny": Config(), "quick": Config(), "paper": Config()},
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        needs=("fig5", "fig7", "fig6"),
+        optional=("fig4",),
+        section="paper",
+        seeds=lambda cfg, p: [0],
+    ),
 )

@@ -1,20 +1,21 @@
-"""Sharpness and evidence of the minima across B, eps, N and m: does small-batch noise find broad minima?
+"""Sharpness and evidence of the minima across B, eps, N and m: does small-batch noise find broad
+minima?
 
 The paper's mechanism: the noise of small batches drives the parameters to minima of large evidence
 (broad minima), which is why an optimal batch size exists. This reads the rows of the batch-size
 sweeps (Figs 4-7) in the same folder that carry the landscape measured at the end of each run
 (`--landscape`: top eigenvalue and trace of the mean-loss Hessian, |w|^2; `--evidence`: the Laplace
 log evidence) and answers, with intervals:
-- per curve, how sharpness, trace, |w|^2 and evidence move with B: the slope of ln(sharpness) on ln B
-  over the batch sizes at or above the curve's cliff (where the net still trains), with its standard
-  error, and the values at the smallest and largest B;
-- does broadness peak where test accuracy peaks: B_opt from test accuracy, from the inverse sharpness
-  (the B of the flattest minimum), from the inverse trace and from the evidence, each with its 95%
-  interval (`optimum.b_opt`), side by side;
-- does sharpness depend on (eps, B, m) through g alone: the collapse number of ln(sharpness) in bins of
-  g (as `g-curve` computes it for accuracy), at fixed N and across N;
-- the rank correlation (Spearman) of each measure with test accuracy over all points of a sweep, with a
-  95% bootstrap interval over points.
+- per curve, how sharpness, trace, |w|^2 and evidence move with B: the slope of ln(sharpness) on ln
+  B over the batch sizes at or above the curve's cliff (where the net still trains), with its
+  standard error, and the values at the smallest and largest B;
+- does broadness peak where test accuracy peaks: B_opt from test accuracy, from the inverse
+  sharpness (the B of the flattest minimum), from the inverse trace and from the evidence, each with
+  its 95% interval (`optimum.b_opt`), side by side;
+- does sharpness depend on (eps, B, m) through g alone: the collapse number of ln(sharpness) in bins
+  of g (as `g-curve` computes it for accuracy), at fixed N and across N;
+- the rank correlation (Spearman) of each measure with test accuracy over all points of a sweep,
+  with a 95% bootstrap interval over points.
 """
 
 import dataclasses
@@ -30,15 +31,20 @@ from . import g_curve, optimum
 
 SOURCES = ("fig4", "fig5", "fig6", "fig7")
 MEASURES = ("sharpness", "hessian_trace", "w_norm_sq", "log_evidence")
-# B_opt of each measure: where it is largest (evidence) or smallest (the curvatures: the broadest minimum).
+# B_opt of each measure: where it is largest (evidence) or smallest (the curvatures: the broadest
+# minimum).
 MAXIMISE = {"test_accuracy": True, "sharpness": False, "hessian_trace": False, "log_evidence": True}
 CHANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    bin_factor: float = param(2.0, sim.checks.positive, help="width of a bin in g for the collapse, as a factor")
-    draws: int = param(2000, sim.checks.integer, low=100, help="bootstrap draws of the rank correlations")
+    bin_factor: float = param(
+        2.0, sim.checks.positive, help="width of a bin in g for the collapse, as a factor"
+    )
+    draws: int = param(
+        2000, sim.checks.integer, low=100, help="bootstrap draws of the rank correlations"
+    )
     seeds: int = param(1, help="unused: this experiment only reads other experiments' rows")
 
 
@@ -51,13 +57,18 @@ def evaluate(points, seeds):
 
 
 def _family(c):
-    return (c["lr"], c["momentum"], c["n_train"], c["steps"], *(_common.setup_of(c).get(k, "") for k in
-                                                                 ("activation", "init", "inputs")))
+    return (
+        c["lr"],
+        c["momentum"],
+        c["n_train"],
+        c["steps"],
+        *(_common.setup_of(c).get(k, "") for k in ("activation", "init", "inputs")),
+    )
 
 
 def _curves(rows):
-    """Curves (one family, B varying) of the rows that carry the landscape; per curve the batch sizes
-    and (seeds x B) tables of accuracy and of every measure present."""
+    """Curves (one family, B varying) of the rows that carry the landscape; per curve the batch
+    sizes and (seeds x B) tables of accuracy and of every measure present."""
     rows = [r for r in rows if r["config"].get("landscape")]
     out = {}
     for family, sel in sorted(_common.group_rows(rows, _family).items()):
@@ -65,7 +76,9 @@ def _curves(rows):
         batch_sizes = sorted(by_b)
         seeds = sorted({r["seed"] for r in sel})
         names = ["test_accuracy"] + [m for m in MEASURES if any(m in r for r in sel)]
-        dead = next((k for k in ("dead_fraction", "negative_fraction") if any(k in r for r in sel)), None)
+        dead = next(
+            (k for k in ("dead_fraction", "negative_fraction") if any(k in r for r in sel)), None
+        )
         names += [dead] if dead else []
         table = {m: np.full((len(seeds), len(batch_sizes)), np.nan) for m in names}
         for j, b in enumerate(batch_sizes):
@@ -94,29 +107,56 @@ def _curve_summary(family, curve, k):
         if m in table and np.isfinite(table[m]).sum() > 2:
             scores = np.log(table[m]) if m in ("sharpness", "hessian_trace") else table[m]
             fit = optimum.b_opt(grid, scores, maximise=maximise, seed=k)
-            optima[m] = dict(b_opt=fit["b_opt"], b_opt_ci95=fit["b_opt_ci95"], edge=fit["edge"], method=fit["method"])
+            optima[m] = dict(
+                b_opt=fit["b_opt"],
+                b_opt_ci95=fit["b_opt_ci95"],
+                edge=fit["edge"],
+                method=fit["method"],
+            )
     # how sharpness moves with B where the net trains: at and above the cliff
     start = cliff["b_cliff"] if math.isfinite(cliff["b_cliff"]) else 0.0
     trend = {}
     for m in ("sharpness", "hessian_trace", "w_norm_sq"):
         if m not in table:
             continue
-        xs = [b for j, b in enumerate(grid) if b >= start and b < n and stats[m][j][2] > 0 and stats[m][j][0] > 0]
+        xs = [
+            b
+            for j, b in enumerate(grid)
+            if b >= start and b < n and stats[m][j][2] > 0 and stats[m][j][0] > 0
+        ]
         ys = [stats[m][grid.index(b)][0] for b in xs]
         if len(xs) >= 3:
             slope, se = _common.loglog_slope(xs, ys, 0.0)
-            trend[m] = dict(slope=slope, se=se, batch_sizes=xs, low_b=ys[0], high_b=ys[-1], ratio=ys[-1] / ys[0])
-    return dict(label=_label(family), lr=family[0], momentum=family[1], n_train=n, steps=family[3],
-                batch_sizes=grid, g=[family[0] * (n / b - 1) / (1 - family[1]) for b in grid], stats=stats,
-                dead_key=curve["dead"], b_cliff=cliff["b_cliff"], b_cliff_ci95=cliff["b_cliff_ci95"],
-                optima=optima, trend=trend)
+            trend[m] = dict(
+                slope=slope, se=se, batch_sizes=xs, low_b=ys[0], high_b=ys[-1], ratio=ys[-1] / ys[0]
+            )
+    return dict(
+        label=_label(family),
+        lr=family[0],
+        momentum=family[1],
+        n_train=n,
+        steps=family[3],
+        batch_sizes=grid,
+        g=[family[0] * (n / b - 1) / (1 - family[1]) for b in grid],
+        stats=stats,
+        dead_key=curve["dead"],
+        b_cliff=cliff["b_cliff"],
+        b_cliff_ci95=cliff["b_cliff_ci95"],
+        optima=optima,
+        trend=trend,
+    )
 
 
 def _spearman_ci(points, measure, draws, rng):
-    """Spearman rank correlation of a measure's point means with test accuracy's, and its 95% bootstrap
-    interval (points resampled with replacement)."""
-    pairs = np.array([(p["test_accuracy"], p[measure]) for p in points
-                      if math.isfinite(p["test_accuracy"]) and math.isfinite(p.get(measure, math.nan))])
+    """Spearman rank correlation of a measure's point means with test accuracy's, and its 95%
+    bootstrap interval (points resampled with replacement)."""
+    pairs = np.array(
+        [
+            (p["test_accuracy"], p[measure])
+            for p in points
+            if math.isfinite(p["test_accuracy"]) and math.isfinite(p.get(measure, math.nan))
+        ]
+    )
     if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
         return None  # too few points, or a constant measure: no rank correlation
     rho = _common.spearman(pairs[:, 0], pairs[:, 1])
@@ -138,9 +178,18 @@ def _collapse_points(curves, source, measure):
                 continue
             values = c["_table"][measure][:, j]
             values = values[np.isfinite(values) & (values > 0)]
-            out.append(dict(source=source, lr=c["lr"], momentum=c["momentum"], n_train=c["n_train"],
-                            batch_size=b, steps=c["steps"], g=c["g"][j],
-                            accuracy=_common.mean_se(np.log(values))))
+            out.append(
+                dict(
+                    source=source,
+                    lr=c["lr"],
+                    momentum=c["momentum"],
+                    n_train=c["n_train"],
+                    batch_size=b,
+                    steps=c["steps"],
+                    g=c["g"][j],
+                    accuracy=_common.mean_se(np.log(values)),
+                )
+            )
     return out
 
 
@@ -156,15 +205,22 @@ def summarize(rows, cfg: Config, **sources) -> dict:
             curves.append(s)
         if not curves:
             continue
-        points = [dict({m: c["stats"][m][j][0] for m in c["stats"]}, n_train=c["n_train"])
-                  for c in curves for j in range(len(c["batch_sizes"]))]
-        out["rank_correlation"][name] = {m: _spearman_ci(points, m, cfg.draws, rng)
-                                         for m in (*MEASURES, "dead_fraction", "negative_fraction")
-                                         if any(m in p for p in points)}
+        points = [
+            dict({m: c["stats"][m][j][0] for m in c["stats"]}, n_train=c["n_train"])
+            for c in curves
+            for j in range(len(c["batch_sizes"]))
+        ]
+        out["rank_correlation"][name] = {
+            m: _spearman_ci(points, m, cfg.draws, rng)
+            for m in (*MEASURES, "dead_fraction", "negative_fraction")
+            if any(m in p for p in points)
+        }
         for m in fixed_n:
             pts = _collapse_points(curves, name, m)
             if name == "fig6":
-                out["collapse"].setdefault(m, {})["across_n"] = g_curve._collapse(pts, cfg.bin_factor)
+                out["collapse"].setdefault(m, {})["across_n"] = g_curve._collapse(
+                    pts, cfg.bin_factor
+                )
             else:
                 fixed_n[m] += pts
         for c in curves:
@@ -172,7 +228,9 @@ def summarize(rows, cfg: Config, **sources) -> dict:
         out["sources"][name] = curves
     for m, pts in fixed_n.items():
         if pts:
-            out["collapse"].setdefault(m, {})["fixed_n"] = g_curve._collapse(_unique(pts), cfg.bin_factor)
+            out["collapse"].setdefault(m, {})["fixed_n"] = g_curve._collapse(
+                _unique(pts), cfg.bin_factor
+            )
     return out
 
 
@@ -191,7 +249,9 @@ def figure(summary: dict, cfg: Config, out) -> None:
     plt = _common.pyplot()
     curves = [(name, c) for name, cs in summary["sources"].items() for c in cs]
     if not curves:
-        print("minima: no rows with the landscape in this folder (run Figs 4-7 with --landscape true)")
+        print(
+            "minima: no rows with the landscape in this folder (run Figs 4-7 with --landscape true)"
+        )
         return
     panels = ("test_accuracy", "sharpness", "hessian_trace", "log_evidence")
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
@@ -203,15 +263,30 @@ def figure(summary: dict, cfg: Config, out) -> None:
                 continue
             mean = np.array([v[0] for v in c["stats"][m]])
             se = np.nan_to_num(np.array([v[1] for v in c["stats"][m]]))
-            ax.errorbar(b, mean, yerr=1.96 * se, color=color, marker="o", ms=3, capsize=2,
-                        label=f"{name}: {c['label']}")
+            ax.errorbar(
+                b,
+                mean,
+                yerr=1.96 * se,
+                color=color,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=f"{name}: {c['label']}",
+            )
             if m in c["optima"]:
                 lo, hi = c["optima"][m]["b_opt_ci95"]
                 if math.isfinite(lo) and math.isfinite(hi):
                     ax.axvspan(lo, hi, color=color, alpha=0.08)
             if m == "sharpness":
-                axes[1][0].errorbar(np.asarray(c["g"]), mean, yerr=1.96 * se, color=color, marker="o", ms=3,
-                                    capsize=2)
+                axes[1][0].errorbar(
+                    np.asarray(c["g"]),
+                    mean,
+                    yerr=1.96 * se,
+                    color=color,
+                    marker="o",
+                    ms=3,
+                    capsize=2,
+                )
         if c["dead_key"]:
             mean = np.array([v[0] for v in c["stats"][c["dead_key"]]])
             axes[1][1].plot(b, mean, color=color, marker="o", ms=3)
@@ -219,74 +294,131 @@ def figure(summary: dict, cfg: Config, out) -> None:
             acc = np.array([v[0] for v in c["stats"]["test_accuracy"]])
             sharp = np.array([v[0] for v in c["stats"]["sharpness"]])
             axes[1][2].plot(sharp, acc, color=color, marker="o", ms=3, ls="none")
-    titles = ("test accuracy", "top eigenvalue of H_mean (Lanczos)", "tr H_mean (Hutchinson)",
-              "log evidence (Laplace, SLQ; prior lam = 1)")
+    titles = (
+        "test accuracy",
+        "top eigenvalue of H_mean (Lanczos)",
+        "tr H_mean (Hutchinson)",
+        "log evidence (Laplace, SLQ; prior lam = 1)",
+    )
     for ax, title, m in zip(axes[0], titles, panels):
         ax.set(xscale="log", xlabel="batch size B", title=title)
         if not any(m in c["stats"] for _, c in curves):
-            ax.text(0.5, 0.5, "not measured\n(run with --landscape true --evidence true)", ha="center",
-                    va="center", transform=ax.transAxes, fontsize=8)
+            ax.text(
+                0.5,
+                0.5,
+                "not measured\n(run with --landscape true --evidence true)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
     axes[0][1].set_yscale("log")
     axes[0][2].set_yscale("log")
     axes[0][0].set_ylabel("mean, 95% interval; bands: B_opt of each measure (95%)")
     axes[0][0].legend(fontsize=5)
-    axes[1][0].set(xscale="log", yscale="log", xlabel="noise scale g = eps (N/B - 1)/(1 - m)",
-                   ylabel="top eigenvalue of H_mean", title="sharpness against g")
-    axes[1][1].set(xscale="log", xlabel="batch size B", ylabel="fraction of hidden units dead (or negative)",
-                   title="dead units at the end")
-    axes[1][2].set(xscale="log", xlabel="top eigenvalue of H_mean", ylabel="test accuracy",
-                   title="accuracy against sharpness (point means)")
+    axes[1][0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="noise scale g = eps (N/B - 1)/(1 - m)",
+        ylabel="top eigenvalue of H_mean",
+        title="sharpness against g",
+    )
+    axes[1][1].set(
+        xscale="log",
+        xlabel="batch size B",
+        ylabel="fraction of hidden units dead (or negative)",
+        title="dead units at the end",
+    )
+    axes[1][2].set(
+        xscale="log",
+        xlabel="top eigenvalue of H_mean",
+        ylabel="test accuracy",
+        title="accuracy against sharpness (point means)",
+    )
     ax = axes[1][3]
     ax.axis("off")
     text = ["rank correlation with test accuracy (95%):"]
     for name, corr in summary["rank_correlation"].items():
         for m, v in corr.items():
             if v:
-                text.append(f"{name} {m}: {v['rho']:+.2f} [{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}]")
+                text.append(
+                    f"{name} {m}: {v['rho']:+.2f} [{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}]"
+                )
     for m, c in summary["collapse"].items():
         for where, v in c.items():
             if v["bins"]:
                 text.append(f"collapse of ln {m} onto g ({where}): {v['rms_ratio']:.2f} s.e.")
     ax.text(0, 1, "\n".join(text), va="top", fontsize=7, family="monospace")
-    caption = ("Rows of the batch-size sweeps in this folder measured with --landscape: top eigenvalue of the "
-               "mean-loss Hessian (20 Lanczos steps; its residual bound is recorded), trace (20 Rademacher probes), "
-               "log evidence (SLQ, 10 probes x 60 steps, where measured). Bars: 95% intervals over seeds; bands: "
-               "B_opt of each measure with its 95% interval.")
+    caption = (
+        "Rows of the batch-size sweeps in this folder measured with --landscape: top eigenvalue "
+        "of the "
+        "mean-loss Hessian (20 Lanczos steps; its residual bound is recorded), trace (20 "
+        "Rademacher probes), "
+        "log evidence (SLQ, 10 probes x 60 steps, where measured). Bars: 95% intervals over "
+        "seeds; bands: "
+        "B_opt of each measure with its 95% interval."
+    )
     _common.save(fig, out, "minima", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
     lines = ["minima: sharpness and evidence of the minima against B (rows with the landscape)"]
     if not summary["sources"]:
-        return lines[0] + "\n  no rows with the landscape in this folder: run Figs 4-7 with --landscape true"
+        return (
+            lines[0]
+            + "\n  no rows with the landscape in this folder: run Figs 4-7 with --landscape true"
+        )
     for name, curves in summary["sources"].items():
         for c in curves:
             lines.append(f"  {name} {c['label']}:")
-            opts = "; ".join(f"{m} {o['b_opt']:.3g} [{o['b_opt_ci95'][0]:.3g}, {o['b_opt_ci95'][1]:.3g}]"
-                             + (f" (edge: {o['edge']})" if o["edge"] else "") for m, o in c["optima"].items())
+            opts = "; ".join(
+                f"{m} {o['b_opt']:.3g} [{o['b_opt_ci95'][0]:.3g}, {o['b_opt_ci95'][1]:.3g}]"
+                + (f" (edge: {o['edge']})" if o["edge"] else "")
+                for m, o in c["optima"].items()
+            )
             lines.append(f"    B_opt by {opts}")
             for m, t in c["trend"].items():
-                lines.append(f"    {m}: x{t['ratio']:.2f} from B = {t['batch_sizes'][0]} to {t['batch_sizes'][-1]}; "
-                             f"slope of ln on ln B {t['slope']:+.2f} ± {t['se']:.2f}")
+                lines.append(
+                    f"    {m}: x{t['ratio']:.2f} from B = {t['batch_sizes'][0]} to "
+                    f"{t['batch_sizes'][-1]}; "
+                    f"slope of ln on ln B {t['slope']:+.2f} ± {t['se']:.2f}"
+                )
     for name, corr in summary["rank_correlation"].items():
         for m, v in corr.items():
             if v:
-                lines.append(f"  {name}: Spearman(test accuracy, {m}) = {v['rho']:+.2f} "
-                             f"[{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}] over {v['points']} points")
+                lines.append(
+                    f"  {name}: Spearman(test accuracy, {m}) = {v['rho']:+.2f} "
+                    f"[{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}] over {v['points']} points"
+                )
     for m, c in summary["collapse"].items():
         for where, v in c.items():
             if not v["bins"]:
-                lines.append(f"  ln {m} onto g ({where.replace('_', ' ')}): no bin of g holds two families "
-                             "trained for the same number of updates")
+                lines.append(
+                    f"  ln {m} onto g ({where.replace('_', ' ')}): no bin of g holds two families "
+                    "trained for the same number of updates"
+                )
                 continue
-            lines.append(f"  ln {m} onto g ({where.replace('_', ' ')}): spread / seed s.e. = {v['rms_ratio']:.2f} "
-                         f"over {len(v['bins'])} bins")
+            lines.append(
+                f"  ln {m} onto g ({where.replace('_', ' ')}): spread / seed s.e. = "
+                f"{v['rms_ratio']:.2f} "
+                f"over {len(v['bins'])} bins"
+            )
     return "\n".join(lines)
 
 
 EXPERIMENTS = (
-    Experiment(name="minima", summary="sharpness and evidence of the minima against B, g and test accuracy (Figs 4-7)",
-               config=Config, presets={"tiny": Config(draws=200), "quick": Config(), "paper": Config()},
-               grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-               optional=SOURCES, section="paper", seeds=lambda cfg, p: [0]),
+    Experiment(
+        name="minima",
+        summary="sharpness and evidence of the minima against B, g and test accuracy (Figs 4-7)",
+        config=Config,
+        presets={"tiny": Config(draws=200), "quick": Config(), "paper": Config()},
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        optional=SOURCES,
+        section="paper",
+        seeds=lambda cfg, p: [0],
+    ),
 )

@@ -4,19 +4,19 @@ against ln x with its interval, and the refinement of a coarse grid around each 
 B_opt of one curve (a score per seed and batch size: test accuracy, to be maximised, or test
 cross-entropy, minimised): the vertex of a weighted least-squares parabola in ln B through the
 seed-mean scores within a factor `window` of the best grid point, and its two neighbours always (at
-least three batch sizes). Each mean is weighted by 1/sigma_b, sigma_b = its standard error across seeds
-floored at the median standard error of the curve (`_fit_sigma`): a batch size on the edge of a cliff,
-where one seed of four blows up (test cross-entropy 18 against 0.55 at the others: the mean is known to
-+-4), must not drag the vertex of the parabola through the points that are known to +-0.01; the floor
-keeps a column whose 4 seeds agree by chance from outweighing the rest. Where the
+least three batch sizes). Each mean is weighted by 1/sigma_b, sigma_b = its standard error across
+seeds floored at the median standard error of the curve (`_fit_sigma`): a batch size on the edge of
+a cliff, where one seed of four blows up (test cross-entropy 18 against 0.55 at the others: the mean
+is known to +-4), must not drag the vertex of the parabola through the points that are known to
++-0.01; the floor keeps a column whose 4 seeds agree by chance from outweighing the rest. Where the
 parabola opens the wrong way, or its vertex leaves the window, the best grid point stands, the
 estimate says so (`method`) and its interval is at least half a grid step either side. The 95%
 interval is a bootstrap over seeds, the whole estimate (grid argmax included) repeated per draw: by
 default the t-calibrated Gaussian multiplier bootstrap (`_multiplier_draws`; the seeds' residual
 curves reweighted together, as they share an initialisation across batch sizes), which covers the
-truth at 95% with 4 seeds where the percentile bootstrap over seeds covers 84% (measured on synthetic
-sweeps, tests/test_optimum.py); `bootstrap="percentile"` resamples seeds with replacement. A peak at the edge of the grid is flagged: its interval is
-open on that side.
+truth at 95% with 4 seeds where the percentile bootstrap over seeds covers 84% (measured on
+synthetic sweeps, tests/test_optimum.py); `bootstrap="percentile"` resamples seeds with replacement.
+A peak at the edge of the grid is flagged: its interval is open on that side.
 Slopes: the least-squares slope of ln B_opt on ln x, its 95% interval from the same bootstrap (each
 swept value's draws from its own random stream, the slope refitted per draw).
 """
@@ -58,7 +58,8 @@ def _estimate(log_b, means, *, maximise: bool, window: float, sigma=None):
     score = np.where(finite, means if maximise else -means, -np.inf)
     best = int(np.argmax(score))
     near = finite & (np.abs(log_b - log_b[best]) <= math.log(window) + 1e-9)
-    near[max(best - 1, 0): best + 2] |= finite[max(best - 1, 0): best + 2]  # the best point's neighbours always
+    # the best point's neighbours always
+    near[max(best - 1, 0) : best + 2] |= finite[max(best - 1, 0) : best + 2]
     if near.sum() < 3:
         return float(log_b[best]), "grid", best
     w = None if sigma is None else 1.0 / np.asarray(sigma, float)[near]
@@ -73,8 +74,8 @@ def _estimate(log_b, means, *, maximise: bool, window: float, sigma=None):
 
 
 def t_widening(n):
-    """t_{0.975, n-1} / z_{0.975}: how much wider a 95% interval from n samples is than a Gaussian one
-    (1.62 at n = 4, 1.18 at n = 8); n >= 2, elementwise."""
+    """t_{0.975, n-1} / z_{0.975}: how much wider a 95% interval from n samples is than a Gaussian
+    one (1.62 at n = 4, 1.18 at n = 8); n >= 2, elementwise."""
     from scipy.stats import norm, t
 
     return t.ppf(0.975, np.asarray(n) - 1) / norm.ppf(0.975)
@@ -82,11 +83,11 @@ def t_widening(n):
 
 def _multiplier_draws(scores, rng, draws):
     """Seed-mean curves perturbed by Gaussian multipliers on the seeds' residuals, t-calibrated:
-    mean + c sum_s g_s r_s / sqrt(n (n - 1)), g_s ~ N(0, 1), r_s = seed s's curve minus the mean. The
-    draws' covariance is c^2 times the sample covariance of the mean (ddof = 1), the seeds' correlation
-    across batch sizes kept, and continuous, where the percentile bootstrap over n seeds has only
-    C(2n - 1, n) distinct resamples and a variance (n - 1)/n too small. c = t_{0.975, n-1} / z_{0.975}
-    (`t_widening`) widens the draws as a t interval widens a mean's for few seeds."""
+    mean + c sum_s g_s r_s / sqrt(n (n - 1)), g_s ~ N(0, 1), r_s = seed s's curve minus the mean.
+    The draws' covariance is c^2 times the sample covariance of the mean (ddof = 1), the seeds'
+    correlation across batch sizes kept, and continuous, where the percentile bootstrap over n seeds
+    has only C(2n - 1, n) distinct resamples and a variance (n - 1)/n too small. c = t_{0.975, n-1}
+    / z_{0.975} (`t_widening`) widens the draws as a t interval widens a mean's for few seeds."""
     finite = np.isfinite(scores)
     n_b = finite.sum(axis=0)  # seeds that did not diverge, per batch size
     mean = np.nanmean(scores, axis=0)
@@ -100,20 +101,32 @@ def _multiplier_draws(scores, rng, draws):
     return mean + (g @ resid) * scale
 
 
-def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW, draws: int = 2000,
-          seed: int = 0, bootstrap: str = "multiplier", weighted: bool = True) -> dict:
-    """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run; `weighted=False`
-    fits the parabola through the means with equal weights. Returns b_opt,
+def b_opt(
+    batch_sizes,
+    scores,
+    *,
+    maximise: bool = True,
+    window: float = WINDOW,
+    draws: int = 2000,
+    seed: int = 0,
+    bootstrap: str = "multiplier",
+    weighted: bool = True,
+) -> dict:
+    """B_opt of one curve. scores: (seeds, len(batch_sizes)), NaN for a diverged run;
+    `weighted=False` fits the parabola through the means with equal weights. Returns b_opt,
     b_opt_ci95 [low, high], method, edge ("left"/"right"/None: the best grid point is the first or
     last batch size), seeds and the bootstrap draws of ln B_opt."""
     log_b = np.log(np.asarray(batch_sizes, float))
     scores = np.asarray(scores, float)
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a batch size whose seeds all diverged: NaN mean
-        # The weights are the data's and fixed across draws (a fixed design): a draw moves the means only.
+        # a batch size whose seeds all diverged: NaN mean
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # The weights are the data's and fixed across draws (a fixed design): a draw moves the means
+        # only.
         sigma = _fit_sigma(scores) if weighted else None
-        centre, method, best = _estimate(log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window,
-                                         sigma=sigma)
+        centre, method, best = _estimate(
+            log_b, np.nanmean(scores, axis=0), maximise=maximise, window=window, sigma=sigma
+        )
         rng = np.random.default_rng(seed)
         n = scores.shape[0]
         if bootstrap not in ("multiplier", "percentile"):
@@ -122,23 +135,44 @@ def b_opt(batch_sizes, scores, *, maximise: bool = True, window: float = WINDOW,
             means = [np.nanmean(scores[rng.integers(0, n, n)], axis=0) for _ in range(draws)]
         else:
             means = _multiplier_draws(scores, rng, draws)
-        boot = np.array([_estimate(log_b, m, maximise=maximise, window=window, sigma=sigma)[0] for m in means])
+        boot = np.array(
+            [_estimate(log_b, m, maximise=maximise, window=window, sigma=sigma)[0] for m in means]
+        )
     boot = boot[np.isfinite(boot)]
-    low, high = (np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan))
+    low, high = np.exp(np.percentile(boot, [2.5, 97.5])) if boot.size else (math.nan, math.nan)
     edge = None if 0 < best < len(log_b) - 1 else ("left" if best == 0 else "right")
     if method.startswith("grid") and best >= 0:
-        # No fit: the grid cannot resolve B_opt better than half a step either side, whatever the seeds say.
+        # No fit: the grid cannot resolve B_opt better than half a step either side, whatever the
+        # seeds say.
         left = log_b[best] - log_b[best - 1] if best > 0 else 0.0
         right = log_b[best + 1] - log_b[best] if best + 1 < len(log_b) else 0.0
-        low = min(low, math.exp(log_b[best] - left / 2)) if math.isfinite(low) else math.exp(log_b[best] - left / 2)
-        high = max(high, math.exp(log_b[best] + right / 2)) if math.isfinite(high) else math.exp(log_b[best] + right / 2)
-    # Fewer than 4 seeds: no bootstrap gives a 95% interval (with 2, the two residual curves are opposite
-    # and every draw moves the curve along one direction): flagged `interval_reliable`.
+        low = (
+            min(low, math.exp(log_b[best] - left / 2))
+            if math.isfinite(low)
+            else math.exp(log_b[best] - left / 2)
+        )
+        high = (
+            max(high, math.exp(log_b[best] + right / 2))
+            if math.isfinite(high)
+            else math.exp(log_b[best] + right / 2)
+        )
+    # Fewer than 4 seeds: no bootstrap gives a 95% interval (with 2, the two residual curves are
+    # opposite and every draw moves the curve along one direction): flagged `interval_reliable`.
     # exp(ln B) may land an ulp outside the grid: B_opt is clipped to the grid's span in B itself.
-    b = float(np.clip(math.exp(centre), min(batch_sizes), max(batch_sizes))) if math.isfinite(centre) else math.nan
-    return dict(b_opt=b,
-                b_opt_ci95=[float(low), float(high)], method=method, edge=edge, seeds=int(n),
-                interval_reliable=bool(n >= 4), log_draws=boot.tolist())
+    b = (
+        float(np.clip(math.exp(centre), min(batch_sizes), max(batch_sizes)))
+        if math.isfinite(centre)
+        else math.nan
+    )
+    return dict(
+        b_opt=b,
+        b_opt_ci95=[float(low), float(high)],
+        method=method,
+        edge=edge,
+        seeds=int(n),
+        interval_reliable=bool(n >= 4),
+        log_draws=boot.tolist(),
+    )
 
 
 def _cliff(log_b, means, floor):
@@ -150,37 +184,49 @@ def _cliff(log_b, means, floor):
         return math.nan
     best = int(np.argmax(np.where(finite, means, -np.inf)))
     curve = np.where(finite, means, floor)  # every seed diverged: as bad as chance
-    ln_b = first_fall(log_b[best::-1], curve[best::-1], 0.5 * (floor + means[best]))  # leftwards from the peak
+    # leftwards from the peak
+    ln_b = first_fall(log_b[best::-1], curve[best::-1], 0.5 * (floor + means[best]))
     return ln_b if math.isfinite(ln_b) else math.nan
 
 
 def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int = 0) -> dict:
-    """The small-batch cliff of one accuracy curve: the batch size below the peak where the seed-mean
-    test accuracy has fallen half-way from the peak to `floor` (chance), interpolated in ln B. Its 95%
-    interval from the same t-calibrated multiplier draws as `b_opt`; where the curve never falls that
-    far on the grid, b_cliff is NaN and `below_grid` says the cliff (if any) lies left of the smallest
-    batch size. A diverged run counts as chance. Returns b_cliff, b_cliff_ci95, below_grid and the draws
-    of ln B_cliff (`log_draws`, NaN where a draw has no cliff on the grid)."""
+    """The small-batch cliff of one accuracy curve: the batch size below the peak where the
+    seed-mean test accuracy has fallen half-way from the peak to `floor` (chance), interpolated in
+    ln B. Its 95% interval from the same t-calibrated multiplier draws as `b_opt`; where the curve
+    never falls that far on the grid, b_cliff is NaN and `below_grid` says the cliff (if any) lies
+    left of the smallest batch size. A diverged run counts as chance. Returns b_cliff, b_cliff_ci95,
+    below_grid and the draws of ln B_cliff (`log_draws`, NaN where a draw has no cliff on the
+    grid)."""
     log_b = np.log(np.asarray(batch_sizes, float))
     scores = np.asarray(scores, float)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         centre = _cliff(log_b, np.nanmean(scores, axis=0), floor)
-        boot = np.array([_cliff(log_b, m, floor)
-                         for m in _multiplier_draws(scores, np.random.default_rng(seed), draws)])
+        boot = np.array(
+            [
+                _cliff(log_b, m, floor)
+                for m in _multiplier_draws(scores, np.random.default_rng(seed), draws)
+            ]
+        )
     # Draws without a cliff on the grid put it below the smallest B: they count at the grid's edge.
-    low, high = ((np.exp(np.percentile(np.where(np.isfinite(boot), boot, log_b[0]), [2.5, 97.5])))
-                 if np.isfinite(boot).any() else (math.nan, math.nan))
-    return dict(b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
-                b_cliff_ci95=[float(low), float(high)], below_grid=not math.isfinite(centre),
-                log_draws=boot.tolist())
+    low, high = (
+        (np.exp(np.percentile(np.where(np.isfinite(boot), boot, log_b[0]), [2.5, 97.5])))
+        if np.isfinite(boot).any()
+        else (math.nan, math.nan)
+    )
+    return dict(
+        b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
+        b_cliff_ci95=[float(low), float(high)],
+        below_grid=not math.isfinite(centre),
+        log_draws=boot.tolist(),
+    )
 
 
 def slope(x, curves: list[dict], key: str = "b_opt") -> dict:
     """Slope of ln B_opt (or another batch size per curve, `key`) on ln x: the fit through the point
-    estimates and a 95% interval from the bootstrap draws (draw k of every curve together; each curve's
-    draws come from its own random stream, `b_opt(..., seed=...)`, as its seeds are independent runs;
-    a draw where any curve has no estimate is left out)."""
+    estimates and a 95% interval from the bootstrap draws (draw k of every curve together; each
+    curve's draws come from its own random stream, `b_opt(..., seed=...)`, as its seeds are
+    independent runs; a draw where any curve has no estimate is left out)."""
     lx = np.log(np.asarray(x, float))
     ly = np.log([c[key] for c in curves])
     fit = float(np.polyfit(lx, ly, 1)[0])
@@ -199,12 +245,13 @@ def refinement(batch_sizes, scores, n_train: int, *, maximise: bool = True) -> l
     log_b = np.log(np.asarray(batch_sizes, float))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        _, _, best = _estimate(log_b, np.nanmean(np.asarray(scores, float), axis=0), maximise=maximise,
-                               window=WINDOW)
+        _, _, best = _estimate(
+            log_b, np.nanmean(np.asarray(scores, float), axis=0), maximise=maximise, window=WINDOW
+        )
     if best < 0:
         return []
     b = batch_sizes[best]
-    wanted = {round(b * 2 ** -0.5), round(b * 2 ** 0.5)}
+    wanted = {round(b * 2**-0.5), round(b * 2**0.5)}
     if best == 0:
         wanted |= {round(b / 2), round(b / 4)}
     if best == len(batch_sizes) - 1:

@@ -1,21 +1,23 @@
-"""The one contract every experiment follows: a typed `Experiment` record and declared config fields.
+"""The one contract every experiment follows: a typed `Experiment` record and declared config
+fields.
 
 An experiment is a sweep of independent points. Its stages, each a plain top-level function:
 
     grid(cfg) -> points                 every point a JSON-able dict holding all that defines it
     evaluate(points, seeds) -> rows     one chunk of points (of one `shape`) x seeds; importable by
                                         name, so a process pool or a Ray worker can run it
-    refine(rows, cfg) -> points         optional: more points chosen from the rows so far (an adaptive
-                                        grid); they run as ordinary rows, and refine is asked again
+    refine(rows, cfg) -> points         optional: more points chosen from the rows so far (an
+                                        adaptive grid); they run as ordinary rows, and refine is
+                                        asked again
     summarize(rows, cfg) -> summary     numbers from the rows (a JSON-able dict)
     figure(summary, cfg, out)           the PNG and its JSON of numbers
     report(summary, cfg) -> str         what the command prints
 
 The runner (`experiments.runner.sweep.run`) strings them together; the results file is resumable.
-A config is a frozen dataclass whose fields are declared with `param(default, check, ...)`: the check
-runs on the value (on every element of a tuple), the flag and its help come from the field, and
-cross-field rules live in an optional `check(self)` method. Nothing is discovered with `hasattr`.
-"""
+A config is a frozen dataclass whose fields are declared with `param(default, check, ...)`: the
+check runs on the value (on every element of a tuple), the flag and its help come from the field,
+and cross-field rules live in an optional `check(self)` method. Nothing is discovered with
+`hasattr`."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def flag(name: str) -> str:
 
 
 def validate(cfg):
-    """Run every declared field check, then the config's own `check()` if it defines one; returns cfg."""
+    """Run every declared field check, then the config's own `check()` if it defines one; returns
+    cfg."""
     for field in dataclasses.fields(cfg):
         check = field.metadata.get("check")
         if check is None:
@@ -65,8 +68,8 @@ class Experiment:
     """One experiment: its name on the command line, a one-line summary, the config class, named
     presets ("tiny" and "quick" always; "paper" for the paper's figures; others such as "net"), and
     its stages. `needs` names experiments whose rows this one reads (from the same output folder),
-    `optional` those it reads where they are there. `times`: the measured wall time of each preset on
-    2 cores, compilation included (`sgd-sde list` shows them; a preset without one shows "?").
+    `optional` those it reads where they are there. `times`: the measured wall time of each preset
+    on 2 cores, compilation included (`sgd-sde list` shows them; a preset without one shows "?").
     `evaluate` is given as "module:function" so that it can be shipped to a worker by name."""
 
     name: str
@@ -84,10 +87,13 @@ class Experiment:
     needs: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()  # experiments whose rows are read where the folder has them
     section: str = "studies"  # "paper" (the paper's figures), "studies" or "tools"
-    refine: Callable[[list[dict], Any], list[dict]] | None = None  # more points, from the rows so far
-    cost: Callable[[dict], float] = lambda point: float(point.get("steps", 1))  # relative run time (ETA)
+    # more points, from the rows so far
+    refine: Callable[[list[dict], Any], list[dict]] | None = None
+    # relative run time (ETA)
+    cost: Callable[[dict], float] = lambda point: float(point.get("steps", 1))
     results: str | None = None  # results file stem, when several experiments share one sweep
-    times: Mapping[str, str] = dataclasses.field(default_factory=dict)  # preset -> wall time on 2 cores ("~85 s")
+    # preset -> wall time on 2 cores ("~85 s")
+    times: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         missing = {"tiny", "quick"} - set(self.presets)
@@ -95,7 +101,9 @@ class Experiment:
             raise TypeError(f"experiment {self.name}: presets {sorted(missing)} missing")
         unknown = set(self.times) - set(self.presets)
         if unknown:
-            raise TypeError(f"experiment {self.name}: times of presets {sorted(unknown)} it does not have")
+            raise TypeError(
+                f"experiment {self.name}: times of presets {sorted(unknown)} it does not have"
+            )
 
     @property
     def results_name(self) -> str:

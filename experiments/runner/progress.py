@@ -24,8 +24,16 @@ class Progress:
     """Context manager yielding a callback `done(k)` (k, possibly fractional, of `total` done).
     Plain lines: the first after `first` seconds, then every `every` seconds, and at the end."""
 
-    def __init__(self, total: int, label: str, *, stream=None, unit: str = "step", first: float = 20.0,
-                 every: float = 60.0):
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        *,
+        stream=None,
+        unit: str = "step",
+        first: float = 20.0,
+        every: float = 60.0,
+    ):
         self.total, self.label, self.unit = total, label, unit
         self.stream = stream if stream is not None else sys.stderr
         self.first, self.every = first, every
@@ -36,10 +44,18 @@ class Progress:
         self.next_line = self.start + self.first
         self.finished = False
         if self.stream.isatty():
-            self.bar = tqdm(total=self.total, desc=self.label, unit=self.unit, file=self.stream,
-                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]")
+            self.bar = tqdm(
+                total=self.total,
+                desc=self.label,
+                unit=self.unit,
+                file=self.stream,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.2f}/{total} [{elapsed}<{remaining}]",
+            )
         else:
-            print(f"{self.label}: started ({self.total} {self.unit}s)", file=self.stream, flush=True)
+            print(
+                f"{self.label}: started ({self.total} {self.unit}s)", file=self.stream, flush=True
+            )
         return self.update
 
     def update(self, done: float) -> None:
@@ -54,8 +70,13 @@ class Progress:
             self.finished = done >= self.total
             elapsed = now - self.start
             eta = elapsed / done * (self.total - done) if done > 0 else float("nan")
-            print(f"{self.label}: {done:.2f}/{self.total} {self.unit}s ({100 * done / self.total:.1f}%), "
-                  f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}", file=self.stream, flush=True)
+            print(
+                f"{self.label}: {done:.2f}/{self.total} {self.unit}s "
+                f"({100 * done / self.total:.1f}%), "
+                f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}",
+                file=self.stream,
+                flush=True,
+            )
             self.next_line = now + self.every
 
     def __exit__(self, *exc):

@@ -37,11 +37,14 @@ class Results:
         self.path = pathlib.Path(out) / f"{experiment}.jsonl"
 
     def check(self) -> None:
-        """Refuse a file that holds another experiment's rows or is not a results file (no writes)."""
+        """Refuse a file that holds another experiment's rows or is not a results file (no
+        writes)."""
         for row in self._read(repair=False):
             if row.get("experiment") != self.experiment:
-                raise DataError(f"{self.path} holds results of experiment {row.get('experiment')!r}, "
-                                f"not {self.experiment!r}: choose another --out")
+                raise DataError(
+                    f"{self.path} holds results of experiment {row.get('experiment')!r}, "
+                    f"not {self.experiment!r}: choose another --out"
+                )
 
     def _read(self, repair: bool) -> list[dict]:
         if not self.path.exists():
@@ -56,7 +59,9 @@ class Results:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                raise DataError(f"{self.path} line {number} is not a results row (corrupt file)") from None
+                raise DataError(
+                    f"{self.path} line {number} is not a results row (corrupt file)"
+                ) from None
         return rows
 
     def load(self) -> dict[tuple[str, int], dict]:
@@ -91,14 +96,14 @@ def run_sweep(
     announce: bool = True,
 ) -> list[dict]:
     """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
-    of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results per
-    seed (with `diverged` and `diverged_step` where a run can diverge); it is a function, or its name
-    "module:function" (needed by worker processes and Ray). `seeds` is one list for every point or a
-    function of the point (points of one chunk share their seeds). `executor`: where chunks run
+    of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results
+    per seed (with `diverged` and `diverged_step` where a run can diverge); it is a function, or its
+    name "module:function" (needed by worker processes and Ray). `seeds` is one list for every point
+    or a function of the point (points of one chunk share their seeds). `executor`: where chunks run
     (`workers.Serial()` by default, `workers.LocalWorkers(n)`, `workers.RayWorkers(address)`); this
     process alone appends rows, each chunk's as soon as it finishes. `cost(point)`: its relative run
-    time, for the progress bar's ETA (progress is shown in points, weighted by cost). `announce`: say
-    how many points the file already holds (`run` says it itself, first)."""
+    time, for the progress bar's ETA (progress is shown in points, weighted by cost). `announce`:
+    say how many points the file already holds (`run` says it itself, first)."""
     from . import workers
 
     seeds_of = seeds if callable(seeds) else (lambda point: seeds)
@@ -109,22 +114,32 @@ def run_sweep(
     by_shape: dict[Hashable, list[int]] = {}
     for i, p in enumerate(points):
         by_shape.setdefault((shape(p), tuple(seeds_of(p))), []).append(i)
-    chunks = [idx[k : k + chunk_size] for idx in by_shape.values() for k in range(0, len(idx), chunk_size)]
-    todo = [c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds_of(points[i]))]
+    chunks = [
+        idx[k : k + chunk_size] for idx in by_shape.values() for k in range(0, len(idx), chunk_size)
+    ]
+    todo = [
+        c for c in chunks if any((hashes[i], s) not in done for i in c for s in seeds_of(points[i]))
+    ]
     n_todo = sum(len(c) for c in todo)
     if announce and n_todo < len(points):
-        print(f"{experiment}: {len(points) - n_todo} of {len(points)} points already in {results.path}",
-              flush=True)
+        print(
+            f"{experiment}: {len(points) - n_todo} of {len(points)} points already in "
+            f"{results.path}",
+            flush=True,
+        )
     if not todo:
         return [done[(h, s)] for h, p in zip(hashes, points) for s in seeds_of(p)]
     executor = executor if executor is not None else workers.Serial()
     tasks = [([points[i] for i in chunk], seeds_of(points[chunk[0]])) for chunk in todo]
     n_seeds = sorted({len(seeds_of(p)) for p in points}) or [0]
     with executor:
-        title = label or (f"{experiment} ({len(points)} points x {'/'.join(map(str, n_seeds))} seeds"
-                          + (f", {executor.workers} workers)" if executor.workers > 1 else ")"))
+        title = label or (
+            f"{experiment} ({len(points)} points x {'/'.join(map(str, n_seeds))} seeds"
+            + (f", {executor.workers} workers)" if executor.workers > 1 else ")")
+        )
         weight = [sum(cost(points[i]) for i in chunk) for chunk in todo]
-        scale = n_todo / max(sum(weight), 1e-300)  # progress in points, each chunk weighted by its cost
+        # progress in points, each chunk weighted by its cost
+        scale = n_todo / max(sum(weight), 1e-300)
         with Progress(max(n_todo, 1), title, unit="point") as advance:
             finished, partial = 0.0, {}
 
@@ -139,8 +154,15 @@ def run_sweep(
                     for seed, values in zip(chunk_seeds, per_seed):
                         if (hashes[i], seed) in done:
                             continue
-                        row = {"experiment": experiment, "hash": hashes[i], "seed": seed,
-                               "config": points[i], "diverged": False, "diverged_step": None, **values}
+                        row = {
+                            "experiment": experiment,
+                            "hash": hashes[i],
+                            "seed": seed,
+                            "config": points[i],
+                            "diverged": False,
+                            "diverged_step": None,
+                            **values,
+                        }
                         rows.append(row)
                         done[(hashes[i], seed)] = row
                 results.append(rows)
@@ -153,10 +175,11 @@ def run_sweep(
 @contextlib.contextmanager
 def driver_lock(out: pathlib.Path, stem: str):
     """One driver per results file: a second one on the same folder fails at once with one line.
-    The lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies. A run that fails
-    (an exception, Ctrl-C) leaves the folder as it found it: it removes the lock file if it made it,
-    and the folders it made if they are still empty. Removing a lock file is safe because a driver
-    holds the lock only while the path still names the file it locked (else it opens the new one)."""
+    The lock is an flock on OUT/.<stem>.lock, released by the OS if the driver dies. A run that
+    fails (an exception, Ctrl-C) leaves the folder as it found it: it removes the lock file if it
+    made it, and the folders it made if they are still empty. Removing a lock file is safe because a
+    driver holds the lock only while the path still names the file it locked (else it opens the new
+    one)."""
     import fcntl
 
     import sim
@@ -174,8 +197,10 @@ def driver_lock(out: pathlib.Path, stem: str):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise sim.InputError(f"another sgd-sde is already running {stem} in {out}: wait for it to finish, "
-                                 f"or choose another --out") from None
+            raise sim.InputError(
+                f"another sgd-sde is already running {stem} in {out}: wait for it to finish, "
+                f"or choose another --out"
+            ) from None
         try:
             if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
                 break
@@ -206,12 +231,20 @@ def check_data(points: list[dict]) -> None:
 
     from . import common
 
-    for source, n_train, split in sorted({(p["data"], p["n_train"], p.get("split")) for p in points
-                                          if "data" in p and "n_train" in p}, key=repr):
+    for source, n_train, split in sorted(
+        {
+            (p["data"], p["n_train"], p.get("split"))
+            for p in points
+            if "data" in p and "n_train" in p
+        },
+        key=repr,
+    ):
         models.check_draw(common.pool(source), n_train, split=split)
 
 
-def prepare(experiment, cfg, out: pathlib.Path, *, preset: str | None = None) -> tuple[dict, list[dict]]:
+def prepare(
+    experiment, cfg, out: pathlib.Path, *, preset: str | None = None
+) -> tuple[dict, list[dict]]:
     """What `run` reads before it writes anything: the config's checks, the rows of the experiments
     this one reads, the grid and the data its points draw. Bad input raises `sim.InputError` or
     `models.DataError` here, with nothing written. Returns (inputs, points)."""
@@ -220,8 +253,17 @@ def prepare(experiment, cfg, out: pathlib.Path, *, preset: str | None = None) ->
     validate(cfg)
     out = pathlib.Path(out)
     Results(experiment.results_name, out).check()
-    inputs = {name: load_rows(name, out, needed_by=experiment.name, preset=preset) for name in experiment.needs}
-    inputs.update({name: load_rows(name, out) for name in experiment.optional if Results(name, out).path.exists()})
+    inputs = {
+        name: load_rows(name, out, needed_by=experiment.name, preset=preset)
+        for name in experiment.needs
+    }
+    inputs.update(
+        {
+            name: load_rows(name, out)
+            for name in experiment.optional
+            if Results(name, out).path.exists()
+        }
+    )
     points = experiment.grid(cfg)
     check_data(points)
     return inputs, points
@@ -238,7 +280,9 @@ def _resume_note(experiment, cfg, out: pathlib.Path, points: list[dict]) -> str 
     known = list(points)
     for round_ in range(9):  # the points `run` would reach without computing anything new
         hashes = [point_hash(name, p) for p in known]
-        complete = [all((h, s) in done for s in experiment.seeds(cfg, p)) for h, p in zip(hashes, known)]
+        complete = [
+            all((h, s) in done for s in experiment.seeds(cfg, p)) for h, p in zip(hashes, known)
+        ]
         if not all(complete) or not experiment.refine or round_ == 8:
             break
         rows = [done[(h, s)] for h, p in zip(hashes, known) for s in experiment.seeds(cfg, p)]
@@ -250,20 +294,34 @@ def _resume_note(experiment, cfg, out: pathlib.Path, points: list[dict]) -> str 
     if finished == 0:
         return None
     if finished == len(known):
-        return (f"{name}: all {finished} points already in {results.path}: redrawing; "
-                "delete that file or pass --out to recompute")
-    return (f"{name}: {finished} of {len(known)} points already in {results.path}: resuming; "
-            "delete that file or pass --out to recompute")
+        return (
+            f"{name}: all {finished} points already in {results.path}: redrawing; "
+            "delete that file or pass --out to recompute"
+        )
+    return (
+        f"{name}: {finished} of {len(known)} points already in {results.path}: resuming; "
+        "delete that file or pass --out to recompute"
+    )
 
 
-def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None = None,
-        prepared: tuple[dict, list[dict]] | None = None) -> dict:
-    """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the sweep
-    (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the summary, the
-    figure; prints the report and returns the summary. `prepared`: what `prepare` returned for these
-    arguments (the command line prepares first, so that bad input fails before JAX is imported)."""
+def run(
+    experiment,
+    cfg,
+    out: pathlib.Path,
+    *,
+    executor=None,
+    preset: str | None = None,
+    prepared: tuple[dict, list[dict]] | None = None,
+) -> dict:
+    """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the
+    sweep (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the
+    summary, the figure; prints the report and returns the summary. `prepared`: what `prepare`
+    returned for these arguments (the command line prepares first, so that bad input fails before
+    JAX is imported)."""
     out = pathlib.Path(out)
-    inputs, points = prepared if prepared is not None else prepare(experiment, cfg, out, preset=preset)
+    inputs, points = (
+        prepared if prepared is not None else prepare(experiment, cfg, out, preset=preset)
+    )
     points = list(points)
     with driver_lock(out, experiment.results_name):
         note = _resume_note(experiment, cfg, out, points)
@@ -271,38 +329,65 @@ def run(experiment, cfg, out: pathlib.Path, *, executor=None, preset: str | None
             print(note, flush=True)
 
         def sweep(points):
-            return run_sweep(experiment.results_name, out, points, seeds=lambda p: experiment.seeds(cfg, p),
-                             evaluate=experiment.evaluate, shape=experiment.shape,
-                             chunk_size=experiment.chunk_size, executor=executor, cost=experiment.cost,
-                             announce=False)
+            return run_sweep(
+                experiment.results_name,
+                out,
+                points,
+                seeds=lambda p: experiment.seeds(cfg, p),
+                evaluate=experiment.evaluate,
+                shape=experiment.shape,
+                chunk_size=experiment.chunk_size,
+                executor=executor,
+                cost=experiment.cost,
+                announce=False,
+            )
 
         rows = sweep(points)
-        for _ in range(8 if experiment.refine else 0):  # an adaptive grid: refine until nothing is new
+        # an adaptive grid: refine until nothing is new
+        for _ in range(8 if experiment.refine else 0):
             known = {point_hash(experiment.results_name, p) for p in points}
-            extra = [p for p in experiment.refine(rows, cfg) if point_hash(experiment.results_name, p) not in known]
+            extra = [
+                p
+                for p in experiment.refine(rows, cfg)
+                if point_hash(experiment.results_name, p) not in known
+            ]
             if not extra:
                 break
             points += extra
             rows += sweep(extra)
-    summary = experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
+    summary = (
+        experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
+    )
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)
-        label = experiment.name if preset in (None, "tiny", "quick", "paper") else f"{experiment.name}-{preset}"
+        label = (
+            experiment.name
+            if preset in (None, "tiny", "quick", "paper")
+            else f"{experiment.name}-{preset}"
+        )
         with _common.outputs_named(experiment.name, label):
             experiment.figure(summary, cfg, out)
     print(experiment.report(summary, cfg))
     return summary
 
 
-def load_rows(name: str, out: pathlib.Path, *, needed_by: str | None = None, preset: str | None = None) -> list[dict]:
+def load_rows(
+    name: str, out: pathlib.Path, *, needed_by: str | None = None, preset: str | None = None
+) -> list[dict]:
     """The rows of experiment `name` in folder `out`; a missing file is an InputError that says how
     to make it (with the same preset as the experiment that needs them)."""
     import sim
 
     results = Results(name, out)
     if not results.path.exists():
-        flag = "" if preset in (None, "quick") else (f" --{preset}" if preset in ("tiny", "paper") else f" --preset {preset}")
+        flag = (
+            ""
+            if preset in (None, "quick")
+            else (f" --{preset}" if preset in ("tiny", "paper") else f" --preset {preset}")
+        )
         who = f"{needed_by} reads the" if needed_by else "no"
-        raise sim.InputError(f"{who} rows of {name}, not in {out}: run `sgd-sde {name}{flag} --out {out}` first")
+        raise sim.InputError(
+            f"{who} rows of {name}, not in {out}: run `sgd-sde {name}{flag} --out {out}` first"
+        )
     results.check()
     return list(results.load().values())

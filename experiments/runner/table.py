@@ -4,11 +4,11 @@ import pathlib
 
 
 def load_results(name: str, out="figures"):
-    """The rows of experiment `name` in folder `out` as a pandas DataFrame: one row per point and seed,
-    the point's config flattened into columns (`config.lr`, `config.batch_size`, ...), then the
-    results (`test_accuracy`, `diverged`, ...). Rows of the same point and seed appear once (the first
-    written, as the runner itself reads them). Experiments that share one sweep (fig1 and fig2) share
-    its rows. Missing results: `sim.InputError` saying which command makes them."""
+    """The rows of experiment `name` in folder `out` as a pandas DataFrame: one row per point and
+    seed, the point's config flattened into columns (`config.lr`, `config.batch_size`, ...), then
+    the results (`test_accuracy`, `diverged`, ...). Rows of the same point and seed appear once (the
+    first written, as the runner itself reads them). Experiments that share one sweep (fig1 and
+    fig2) share its rows. Missing results: `sim.InputError` saying which command makes them."""
     import pandas as pd
 
     from .. import registry

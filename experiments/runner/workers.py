@@ -20,14 +20,17 @@ Task = tuple[list[dict], list[int]]
 
 
 def resolve(name: str | Callable) -> Callable:
-    """The evaluate function a name "module:function" stands for (a function is itself: in-process only)."""
+    """The evaluate function a name "module:function" stands for (a function is itself: in-process
+    only)."""
     if callable(name):
         return name
     module, function = name.split(":")
     return getattr(importlib.import_module(module), function)
 
 
-def _evaluate_with_progress(name: str, index: int, task: Task, report: Callable[[int, float], None]):
+def _evaluate_with_progress(
+    name: str, index: int, task: Task, report: Callable[[int, float], None]
+):
     import sim
 
     points, seeds = task
@@ -93,20 +96,20 @@ def _work(name: str, index: int, task: Task):
 
 
 def assignments(workers: int, gpus: int, available: list[int], cores_per_worker: int | None = None):
-    """What each local worker is given: (GPU index per worker, or None; core set per worker, or None).
-    Several GPUs: worker k sees GPU k % gpus only (CUDA_VISIBLE_DEVICES), its cores unpinned. Otherwise
-    cores_per_worker c: worker k gets cores k c ... (k + 1) c - 1; c = 0: no pinning, every worker sees
-    every core, as a serial run does (XLA:CPU partitions a reduction over the examples by the cores a
-    process sees, so only then are the rows bit-identical to a serial run's at large batch sizes); by
-    default, with more than one worker, worker k gets every workers-th core from the k-th (so their XLA
-    thread pools never share a core)."""
+    """What each local worker is given: (GPU index per worker, or None; core set per worker, or
+    None). Several GPUs: worker k sees GPU k % gpus only (CUDA_VISIBLE_DEVICES), its cores unpinned.
+    Otherwise cores_per_worker c: worker k gets cores k c ... (k + 1) c - 1; c = 0: no pinning,
+    every worker sees every core, as a serial run does (XLA:CPU partitions a reduction over the
+    examples by the cores a process sees, so only then are the rows bit-identical to a serial run's
+    at large batch sizes); by default, with more than one worker, worker k gets every workers-th
+    core from the k-th (so their XLA thread pools never share a core)."""
     if gpus > 1:
         return [k % gpus for k in range(workers)], None
     c = cores_per_worker
     if c == 0:
         return None, None
     if c is not None and len(available) >= c * workers:
-        return None, [set(available[k * c:(k + 1) * c]) for k in range(workers)]
+        return None, [set(available[k * c : (k + 1) * c]) for k in range(workers)]
     if len(available) >= workers > 1:
         return None, [set(available[k::workers]) for k in range(workers)]
     return None, None
@@ -117,17 +120,26 @@ class LocalWorkers:
     fork); they share the persistent compilation cache, so a shape compiled by one is read by the
     others."""
 
-    def __init__(self, workers: int, cache_dir: str | None = None, gpus: int = 0, cores_per_worker: int | None = None):
+    def __init__(
+        self,
+        workers: int,
+        cache_dir: str | None = None,
+        gpus: int = 0,
+        cores_per_worker: int | None = None,
+    ):
         self.workers = workers
         self.cache_dir = cache_dir
         self.gpus = gpus  # > 1: worker k sees GPU k % gpus only
-        self.cores_per_worker = cores_per_worker  # None: the cores split evenly (pinned when > 1 worker); 0: unpinned
+        # None: the cores split evenly (pinned when > 1 worker); 0: unpinned
+        self.cores_per_worker = cores_per_worker
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
         self.queue = context.Queue()
         available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        plan_devices, plan_cores = assignments(self.workers, self.gpus, available, self.cores_per_worker)
+        plan_devices, plan_cores = assignments(
+            self.workers, self.gpus, available, self.cores_per_worker
+        )
         devices, cores = None, None
         if plan_devices is not None:
             devices = context.Queue()
@@ -137,8 +149,12 @@ class LocalWorkers:
             cores = context.Queue()
             for c in plan_cores:
                 cores.put(c)
-        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                           initargs=(self.queue, self.cache_dir, devices, jax_settings(), cores))
+        self.pool = cf.ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.queue, self.cache_dir, devices, jax_settings(), cores),
+        )
         return self
 
     def __exit__(self, *exc):
@@ -167,16 +183,20 @@ class LocalWorkers:
 
 # ---- Ray --------------------------------------------------------------------------------------
 
+
 class RayWorkers:
-    """Chunks as Ray tasks on a cluster (`address`, e.g. "192.0.2.7:6379" or "auto"), or on a local Ray
-    instance when address is None ("local": `num_cpus` CPUs). Data pools the points name are put in the
-    object store once and handed to every task. One CPU per task.
+    """Chunks as Ray tasks on a cluster (`address`, e.g. "192.0.2.7:6379" or "auto"), or on a local
+    Ray instance when address is None ("local": `num_cpus` CPUs). Data pools the points name are put
+    in the object store once and handed to every task. One CPU per task.
 
-    The local instance is started by a fresh (spawned) process in which JAX never starts, and this one
-    connects to it: Ray starts its processes with a preexec_fn, i.e. through os.fork and its hooks, and
-    forking a process in which JAX has started its threads can deadlock (JAX warns of it)."""
+    The local instance is started by a fresh (spawned) process in which JAX never starts, and this
+    one connects to it: Ray starts its processes with a preexec_fn, i.e. through os.fork and its
+    hooks, and forking a process in which JAX has started its threads can deadlock (JAX warns of
+    it)."""
 
-    def __init__(self, address: str | None, *, num_cpus: int | None = None, cache_dir: str | None = None):
+    def __init__(
+        self, address: str | None, *, num_cpus: int | None = None, cache_dir: str | None = None
+    ):
         self.address, self.num_cpus, self.cache_dir = address, num_cpus, cache_dir
 
     @property
@@ -193,18 +213,22 @@ class RayWorkers:
         if address is None:
             context = multiprocessing.get_context("spawn")
             self._head_pipe, child = context.Pipe()
-            self._head = context.Process(target=_hold_local_ray, args=(self.num_cpus, child), daemon=True)
+            self._head = context.Process(
+                target=_hold_local_ray, args=(self.num_cpus, child), daemon=True
+            )
             self._head.start()
             child.close()
             try:
                 address, auth_mode = self._head_pipe.recv()
             except EOFError:
                 self._head.join()
-                raise RuntimeError(f"the local Ray instance did not start (its process exited with "
-                                   f"{self._head.exitcode})") from None
+                raise RuntimeError(
+                    f"the local Ray instance did not start (its process exited with "
+                    f"{self._head.exitcode})"
+                ) from None
             if auth_mode is not None and os.environ.get("RAY_AUTH_MODE") != auth_mode:
-                # A new local instance requires the token in ~/.ray/auth_token by default, and a client
-                # given an address sends it only in that mode; Ray's own way to switch (its
+                # A new local instance requires the token in ~/.ray/auth_token by default, and a
+                # client given an address sends it only in that mode; Ray's own way to switch (its
                 # _enable_token_auth): the variable, then its config re-read.
                 os.environ["RAY_AUTH_MODE"] = auth_mode
                 ray._raylet.Config.initialize("")
@@ -225,7 +249,8 @@ class RayWorkers:
     def _stop_head(self):
         if self._head is not None:
             try:
-                self._head_pipe.send(None)  # stop: the head process shuts its instance down and exits
+                # stop: the head process shuts its instance down and exits
+                self._head_pipe.send(None)
             except OSError:  # it is gone already
                 pass
             self._head.join(timeout=120)
@@ -244,8 +269,10 @@ class RayWorkers:
         pools = {s: ray.put(common.pool(s)) for s in sources}
         remote = ray.remote(num_cpus=1)(_ray_work)
         settings = jax_settings()
-        refs = {remote.remote(name, task, {s: pools[s] for s in sources}, self.cache_dir, settings): i
-                for i, task in enumerate(tasks)}
+        refs = {
+            remote.remote(name, task, {s: pools[s] for s in sources}, self.cache_dir, settings): i
+            for i, task in enumerate(tasks)
+        }
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
@@ -254,11 +281,13 @@ class RayWorkers:
 
 def _hold_local_ray(num_cpus: int | None, conn) -> None:
     """In a fresh process in which JAX never starts: start a local Ray instance, send its address
-    through `conn`, and keep it until told to stop (or until the driver is gone and the pipe closes)."""
+    through `conn`, and keep it until told to stop (or until the driver is gone and the pipe
+    closes)."""
     import ray
 
-    context = ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                       configure_logging=False)
+    context = ray.init(
+        num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     conn.send((context.address_info["gcs_address"], os.environ.get("RAY_AUTH_MODE")))
     try:
         conn.recv()

@@ -1,12 +1,12 @@
-"""Does the gradient noise scale B_simple (McCandlish et al. 2018) or the paper's eps N / ((1 - m) g_opt)
-predict the optimal batch size?
+"""Does the gradient noise scale B_simple (McCandlish et al. 2018) or the paper's eps N / ((1 - m)
+g_opt) predict the optimal batch size?
 
-Reads the Fig 5 sweep rows (`fig5.jsonl` in the same folder: run `sgd-sde fig5` first), takes its B_opt
-for each eps, and the noise scale g_opt = eps (N/B_opt - 1)/(1 - m) at the middle eps; the paper's rule
-then predicts B_opt(eps) = N / ((1 - m) g_opt / eps + 1). Separately it trains the net with momentum SGD
-(eps = 0.1, B = 30, m = 0.9, as Figs 4-5) and measures B_simple = tr(Sigma)/|G|^2 (exact, per-example
-gradients in chunks) and B_noise (Gaussian probes) at checkpoints along training. Reported: both
-predictions next to the measured B_opt, with the log-ratio error of each.
+Reads the Fig 5 sweep rows (`fig5.jsonl` in the same folder: run `sgd-sde fig5` first), takes its
+B_opt for each eps, and the noise scale g_opt = eps (N/B_opt - 1)/(1 - m) at the middle eps; the
+paper's rule then predicts B_opt(eps) = N / ((1 - m) g_opt / eps + 1). Separately it trains the net
+with momentum SGD (eps = 0.1, B = 30, m = 0.9, as Figs 4-5) and measures B_simple = tr(Sigma)/|G|^2
+(exact, per-example gradients in chunks) and B_noise (Gaussian probes) at checkpoints along
+training. Reported: both predictions next to the measured B_opt, with the log-ratio error of each.
 """
 
 import dataclasses
@@ -27,8 +27,12 @@ class Config(_common.NetSetup):
     momentum: float = param(0.9, checks.momentum, help="momentum m of the measured run")
     batch_size: int = param(30, checks.integer, help="batch size B of the measured run")
     n_train: int = param(1000, checks.integer, help="training-set size N of the measured run")
-    checkpoints: tuple = param((0, 250, 500, 1000, 2000), checks.integer, low=0,
-                               help="SGD steps at which the noise scales are measured, increasing")
+    checkpoints: tuple = param(
+        (0, 250, 500, 1000, 2000),
+        checks.integer,
+        low=0,
+        help="SGD steps at which the noise scales are measured, increasing",
+    )
     probes: int = param(10, checks.integer, low=2, help="Gaussian probes for B_noise")
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
@@ -39,8 +43,18 @@ class Config(_common.NetSetup):
 
 
 def grid(cfg: Config) -> list[dict]:
-    return [dict(lr=cfg.lr, momentum=cfg.momentum, batch_size=cfg.batch_size, n_train=cfg.n_train,
-                 checkpoints=list(cfg.checkpoints), probes=cfg.probes, data=_common.data_source(cfg.mnist), **_common.setup_of(cfg))]
+    return [
+        dict(
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            batch_size=cfg.batch_size,
+            n_train=cfg.n_train,
+            checkpoints=list(cfg.checkpoints),
+            probes=cfg.probes,
+            data=_common.data_source(cfg.mnist),
+            **_common.setup_of(cfg),
+        )
+    ]
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
@@ -56,20 +70,35 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
             done, values, dead = 0, [], {}
             for k, target in enumerate(p["checkpoints"]):
                 if target > done:
-                    traj = sim.run_sgd(model, data, lr=p["lr"], momentum=p["momentum"], batch_size=p["batch_size"],
-                                       steps=target - done, key=jr.fold_in(jr.key(1), k), record_every=target - done)
+                    traj = sim.run_sgd(
+                        model,
+                        data,
+                        lr=p["lr"],
+                        momentum=p["momentum"],
+                        batch_size=p["batch_size"],
+                        steps=target - done,
+                        key=jr.fold_in(jr.key(1), k),
+                        record_every=target - done,
+                    )
                     model, done, dead = traj.model(0), target, _common.diagnostics_of(traj, 0)
                 ns = sim.critical_batch_size(model, data, key=jr.key(k), probes=p["probes"])
-                values.append(dict(step=target, b_simple=ns.b_simple, b_noise=ns.b_noise,
-                                   b_noise_error=ns.b_noise_error, **dead))
+                values.append(
+                    dict(
+                        step=target,
+                        b_simple=ns.b_simple,
+                        b_noise=ns.b_noise,
+                        b_noise_error=ns.b_noise_error,
+                        **dead,
+                    )
+                )
             per_seed.append(dict(along_training=values))
         out.append(per_seed)
     return out
 
 
 def summarize(rows: list[dict], cfg: Config, *, fig5: list[dict]) -> dict:
-    """B_opt per eps from Fig 5's rows, the paper's rule with g_opt fitted at the middle eps, and the
-    log errors of both predictions (B_simple at the last checkpoint)."""
+    """B_opt per eps from Fig 5's rows, the paper's rule with g_opt fitted at the middle eps, and
+    the log errors of both predictions (B_simple at the last checkpoint)."""
     opt = _batch_size.optima(fig5, "lr")
     along = rows[0]["along_training"]
     lrs = sorted(opt)
@@ -81,9 +110,16 @@ def summarize(rows: list[dict], cfg: Config, *, fig5: list[dict]) -> dict:
     table = []
     for lr in lrs:
         paper = n / ((1 - m) * g_opt / lr + 1)
-        table.append(dict(lr=lr, b_opt=opt[lr]["b_opt"], log_sigma=opt[lr]["log_sigma"], paper_rule=paper,
-                          paper_log_error=math.log(paper / opt[lr]["b_opt"]),
-                          b_simple_log_error=math.log(b_simple_final / opt[lr]["b_opt"])))
+        table.append(
+            dict(
+                lr=lr,
+                b_opt=opt[lr]["b_opt"],
+                log_sigma=opt[lr]["log_sigma"],
+                paper_rule=paper,
+                paper_log_error=math.log(paper / opt[lr]["b_opt"]),
+                b_simple_log_error=math.log(b_simple_final / opt[lr]["b_opt"]),
+            )
+        )
     return {"table": table, "along_training": along, "g_opt": g_opt}
 
 
@@ -92,25 +128,43 @@ def figure(summary: dict, cfg: Config, out) -> None:
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     axes[0].plot([a["step"] for a in along], [a["b_simple"] for a in along], "o-", label="B_simple")
-    axes[0].errorbar([a["step"] for a in along], [a["b_noise"] for a in along],
-                     yerr=[a["b_noise_error"] for a in along], fmt="s-", label="B_noise")
+    axes[0].errorbar(
+        [a["step"] for a in along],
+        [a["b_noise"] for a in along],
+        yerr=[a["b_noise_error"] for a in along],
+        fmt="s-",
+        label="B_noise",
+    )
     axes[0].set_yscale("log")
     axes[0].set_xlabel("SGD step")
     axes[0].set_title(f"noise scales along training (eps {cfg.lr}, B {cfg.batch_size})")
     axes[0].legend(fontsize=8)
     x = [t["lr"] for t in table]
-    axes[1].errorbar(x, [t["b_opt"] for t in table],
-                     yerr=[[t["b_opt"] * (1 - math.exp(-t["log_sigma"])) for t in table],
-                           [t["b_opt"] * (math.exp(t["log_sigma"]) - 1) for t in table]],
-                     fmt="o", label="measured B_opt")
-    axes[1].plot(x, [t["paper_rule"] for t in table], "--", label=f"eps N/((1-m) g_opt), g_opt = {g_opt:.3g}")
-    axes[1].axhline(along[-1]["b_simple"], color="C2", ls=":", label=f"B_simple at step {along[-1]['step']}")
+    axes[1].errorbar(
+        x,
+        [t["b_opt"] for t in table],
+        yerr=[
+            [t["b_opt"] * (1 - math.exp(-t["log_sigma"])) for t in table],
+            [t["b_opt"] * (math.exp(t["log_sigma"]) - 1) for t in table],
+        ],
+        fmt="o",
+        label="measured B_opt",
+    )
+    axes[1].plot(
+        x, [t["paper_rule"] for t in table], "--", label=f"eps N/((1-m) g_opt), g_opt = {g_opt:.3g}"
+    )
+    axes[1].axhline(
+        along[-1]["b_simple"], color="C2", ls=":", label=f"B_simple at step {along[-1]['step']}"
+    )
     axes[1].set_xscale("log")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("eps")
     axes[1].legend(fontsize=7)
-    caption = (f"B_opt from fig5.jsonl; g_opt fitted at eps = {x[len(x) // 2]:g} only (the rule is then tested "
-               "at the other eps); B_simple exact from per-example gradients.")
+    caption = (
+        f"B_opt from fig5.jsonl; g_opt fitted at eps = {x[len(x) // 2]:g} only (the rule is then "
+        "tested "
+        "at the other eps); B_simple exact from per-example gradients."
+    )
     _common.save(fig, out, "bopt-prediction", summary, caption)
 
 
@@ -118,12 +172,18 @@ def report(summary: dict, cfg: Config) -> str:
     b_simple_final = summary["along_training"][-1]["b_simple"]
     lines = ["optimal batch size: measured (fig5) against eps N/((1-m) g_opt) and B_simple"]
     for t in summary["table"]:
-        lines.append(f"  eps = {t['lr']:g}: B_opt {t['b_opt']:g} (x/÷ {math.exp(t['log_sigma']):.2f}); paper rule "
-                     f"{t['paper_rule']:.3g} (log error {t['paper_log_error']:+.2f}); B_simple {b_simple_final:.3g} "
-                     f"(log error {t['b_simple_log_error']:+.2f})")
+        lines.append(
+            f"  eps = {t['lr']:g}: B_opt {t['b_opt']:g} (x/÷ {math.exp(t['log_sigma']):.2f}); "
+            "paper rule "
+            f"{t['paper_rule']:.3g} (log error {t['paper_log_error']:+.2f}); B_simple "
+            f"{b_simple_final:.3g} "
+            f"(log error {t['b_simple_log_error']:+.2f})"
+        )
     for a in summary["along_training"]:
-        lines.append(f"  step {a['step']}: B_simple {a['b_simple']:.4g}, B_noise {a['b_noise']:.4g} ± "
-                     f"{a['b_noise_error']:.2g}")
+        lines.append(
+            f"  step {a['step']}: B_simple {a['b_simple']:.4g}, B_noise {a['b_noise']:.4g} ± "
+            f"{a['b_noise_error']:.2g}"
+        )
     return "\n".join(lines)
 
 
@@ -132,8 +192,14 @@ EXPERIMENTS = (
         name="bopt-prediction",
         summary="does B_simple or eps N/((1-m) g_opt) predict B_opt?",
         config=Config,
-        presets={"tiny": Config(n_train=100, checkpoints=(0, 10), probes=2),
-                 "quick": Config()},
-        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-        seeds=lambda cfg, point: [0], needs=("fig5",), section="studies"),
+        presets={"tiny": Config(n_train=100, checkpoints=(0, 10), probes=2), "quick": Config()},
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        seeds=lambda cfg, point: [0],
+        needs=("fig5",),
+        section="studies",
+    ),
 )

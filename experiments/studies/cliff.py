@@ -1,4 +1,5 @@
-"""SGD and its SDE through the small-batch cliff: where each falls, and whether the hidden units die.
+"""SGD and its SDE through the small-batch cliff: where each falls, and whether the hidden units
+die.
 
 784-800-10 net, momentum m = 0.9, eps = 0.1, no L2; for each N and batch size B, SGD and its SDE at
 the same g = eps (N/B - 1)/(1 - m) (semi-implicit, exact noise g F, dt = eps/(N r)) from the same
@@ -36,16 +37,24 @@ class Config(_common.NetSetup):
     n_trains: tuple = param((500, 1000), checks.integer, low=10, help="training-set sizes N")
     batch_sizes: tuple = param((2, 4, 8, 16, 32, 64), checks.integer, help="batch sizes B")
     steps: int = param(1500, checks.integer, help="updates per run (the SDE: the same SDE time)")
-    records: int = param(15, checks.integer, help="records along training (to see the dead fraction settle)")
+    records: int = param(
+        15, checks.integer, help="records along training (to see the dead fraction settle)"
+    )
     refinements: tuple = param((1,), checks.integer, help="SDE steps per SGD step r")
     fine_n: int = param(0, checks.integer, low=0, help="> 0: also run the SDE at r = 4 at this N")
-    landscape: bool = param(True, help="measure the landscape at the end of each run (~1 s per run)")
-    seeds: int = param(2, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)")
+    landscape: bool = param(
+        True, help="measure the landscape at the end of each run (~1 s per run)"
+    )
+    seeds: int = param(
+        2, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)"
+    )
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         if len(set(self.batch_sizes)) < 2:
-            raise sim.InputError("batch-sizes needs at least two distinct values (a cliff needs a curve)")
+            raise sim.InputError(
+                "batch-sizes needs at least two distinct values (a cliff needs a curve)"
+            )
         for b in self.batch_sizes:
             checks.integer("batch-sizes", b, low=1, high=min(self.n_trains))
 
@@ -60,29 +69,55 @@ def grid(cfg: Config) -> list[dict]:
             runs.append(("sde", 4))
         for dynamics, r in runs:
             for b in cfg.batch_sizes:
-                points.append(dict(model="net", dynamics=dynamics, refinement=r, lr=cfg.lr, momentum=cfg.momentum,
-                                   l2=0.0, n_train=n, batch_size=b, steps=cfg.steps, record_every=record_every,
-                                   g=sim.noise_scale(cfg.lr, n, b, cfg.momentum), data=source,
-                                   **_common.setup_of(cfg), **({"landscape": True} if cfg.landscape else {})))
+                points.append(
+                    dict(
+                        model="net",
+                        dynamics=dynamics,
+                        refinement=r,
+                        lr=cfg.lr,
+                        momentum=cfg.momentum,
+                        l2=0.0,
+                        n_train=n,
+                        batch_size=b,
+                        steps=cfg.steps,
+                        record_every=record_every,
+                        g=sim.noise_scale(cfg.lr, n, b, cfg.momentum),
+                        data=source,
+                        **_common.setup_of(cfg),
+                        **({"landscape": True} if cfg.landscape else {}),
+                    )
+                )
     return points
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    """Each point: SGD or its SDE over the seeds (one compiled loop); per seed the final metrics, the
-    dead fraction along training, and the landscape at the end."""
+    """Each point: SGD or its SDE over the seeds (one compiled loop); per seed the final metrics,
+    the dead fraction along training, and the landscape at the end."""
     import jax.random as jr
 
     out = []
     for p in points:
-        traj, data = _common.train(p, _common.pool(p["data"]), seeds,
-                                   sde=dict(scheme="semi-implicit", refinement=p["refinement"]),
-                                   lr=p["lr"], batch_size=p["batch_size"], momentum=p["momentum"], l2=p["l2"],
-                                   steps=p["steps"], record_every=p["record_every"])
+        traj, data = _common.train(
+            p,
+            _common.pool(p["data"]),
+            seeds,
+            sde=dict(scheme="semi-implicit", refinement=p["refinement"]),
+            lr=p["lr"],
+            batch_size=p["batch_size"],
+            momentum=p["momentum"],
+            l2=p["l2"],
+            steps=p["steps"],
+            record_every=p["record_every"],
+        )
         rows = []
         for s, seed in enumerate(seeds):
-            row = _common.final_row(traj, s, record_steps=traj.steps.tolist(),
-                                    accuracy_curve=traj.test_accuracy[s].tolist(),
-                                    **{f"{k}_curve": v[s].tolist() for k, v in traj.diagnostics.items()})
+            row = _common.final_row(
+                traj,
+                s,
+                record_steps=traj.steps.tolist(),
+                accuracy_curve=traj.test_accuracy[s].tolist(),
+                **{f"{k}_curve": v[s].tolist() for k, v in traj.diagnostics.items()},
+            )
             if p.get("landscape") and not row["diverged"]:
                 row.update(_common.landscape(traj.model(s), data, key=jr.fold_in(jr.key(3), seed)))
             rows.append(row)
@@ -95,7 +130,8 @@ def _dead_key(rows):
 
 
 def _half_dead(grid, dead):
-    """B where the seed-mean dead fraction, read from large B down, first rises to 1/2 (linear in ln B)."""
+    """B where the seed-mean dead fraction, read from large B down, first rises to 1/2 (linear in ln
+    B)."""
     with np.errstate(all="ignore"):
         alive = 1 - np.nanmean(dead, axis=0)
     ln_b = _common.first_fall(np.log(grid)[::-1], alive[::-1], 0.5)
@@ -111,7 +147,8 @@ def summarize(rows, cfg: Config) -> dict:
         seeds = sorted({row["seed"] for row in sel})
         dead_name = _dead_key(sel)
         names = ["test_accuracy", "test_xent", "sharpness", "hessian_trace", "w_norm_sq"] + (
-            [dead_name] if dead_name else [])
+            [dead_name] if dead_name else []
+        )
         table = {m: np.full((len(seeds), len(grid)), np.nan) for m in names}
         for j, b in enumerate(grid):
             for row in by_b[b]:
@@ -131,27 +168,50 @@ def summarize(rows, cfg: Config) -> dict:
                 else:
                     settle.append(math.nan)
         curves[f"{dynamics} r={r} N={n}"] = dict(
-            dynamics=dynamics, refinement=r, n_train=n, batch_sizes=grid,
-            g=[sel[0]["config"]["lr"] * (n / b - 1) / (1 - sel[0]["config"]["momentum"]) for b in grid],
+            dynamics=dynamics,
+            refinement=r,
+            n_train=n,
+            batch_sizes=grid,
+            g=[
+                sel[0]["config"]["lr"] * (n / b - 1) / (1 - sel[0]["config"]["momentum"])
+                for b in grid
+            ],
             **{m: [_common.mean_se(table[m][:, j]) for j in range(len(grid))] for m in names},
-            dead_key=dead_name, dead_settled_change=settle,
-            b_cliff=cliff["b_cliff"], b_cliff_ci95=cliff["b_cliff_ci95"], below_grid=cliff["below_grid"],
-            log_draws=cliff["log_draws"], b_half_dead=_half_dead(grid, table[dead_name]) if dead_name else math.nan,
-            seeds=len(seeds), diverged_runs=sum(row["diverged"] for row in sel))
-    out = {"curves": curves, "steps": cfg.steps, "lr": cfg.lr, "momentum": cfg.momentum,
-           "setup": _common.setup_of(cfg) or "default", "slopes": {}, "same_n": {}}
+            dead_key=dead_name,
+            dead_settled_change=settle,
+            b_cliff=cliff["b_cliff"],
+            b_cliff_ci95=cliff["b_cliff_ci95"],
+            below_grid=cliff["below_grid"],
+            log_draws=cliff["log_draws"],
+            b_half_dead=_half_dead(grid, table[dead_name]) if dead_name else math.nan,
+            seeds=len(seeds),
+            diverged_runs=sum(row["diverged"] for row in sel),
+        )
+    out = {
+        "curves": curves,
+        "steps": cfg.steps,
+        "lr": cfg.lr,
+        "momentum": cfg.momentum,
+        "setup": _common.setup_of(cfg) or "default",
+        "slopes": {},
+        "same_n": {},
+    }
     for dynamics, r in sorted({(c["dynamics"], c["refinement"]) for c in curves.values()}):
         sel = [c for c in curves.values() if c["dynamics"] == dynamics and c["refinement"] == r]
         sel.sort(key=lambda c: c["n_train"])
         if len(sel) > 1 and all(math.isfinite(c["b_cliff"]) for c in sel):
-            out["slopes"][f"{dynamics} r={r}"] = optimum.slope([c["n_train"] for c in sel], sel, key="b_cliff")
+            out["slopes"][f"{dynamics} r={r}"] = optimum.slope(
+                [c["n_train"] for c in sel], sel, key="b_cliff"
+            )
     for n in sorted({c["n_train"] for c in curves.values()}):
         sgd, sde = curves.get(f"sgd r=1 N={n}"), curves.get(f"sde r=1 N={n}")
         if sgd and sde and math.isfinite(sgd["b_cliff"]) and math.isfinite(sde["b_cliff"]):
             draws = np.asarray(sde["log_draws"]) - np.asarray(sgd["log_draws"])
             draws = draws[np.isfinite(draws)]
             ratio = sde["b_cliff"] / sgd["b_cliff"]
-            ci = np.exp(np.percentile(draws, [2.5, 97.5])).tolist() if draws.size else [math.nan] * 2
+            ci = (
+                np.exp(np.percentile(draws, [2.5, 97.5])).tolist() if draws.size else [math.nan] * 2
+            )
             out["same_n"][str(n)] = dict(sde_over_sgd=ratio, ci95=ci)
     for c in curves.values():
         c.pop("log_draws")
@@ -166,20 +226,54 @@ def figure(summary, cfg: Config, out) -> None:
     for name, c in curves.items():
         color = f"C{ns.index(c['n_train'])}"
         ls = "-" if c["dynamics"] == "sgd" else ("--" if c["refinement"] == 1 else ":")
-        label = f"{c['dynamics'].upper()}{'' if c['refinement'] == 1 else ' r=' + str(c['refinement'])} N={c['n_train']}"
+        label = (
+            f"{c['dynamics'].upper()}{'' if c['refinement'] == 1 else ' r=' + str(c['refinement'])}"
+            f" N={c['n_train']}"
+        )
         b = np.asarray(c["batch_sizes"], float)
-        for ax, m, x in ((axes[0], "test_accuracy", b), (axes[2], "test_accuracy", np.asarray(c["g"]))):
+        for ax, m, x in (
+            (axes[0], "test_accuracy", b),
+            (axes[2], "test_accuracy", np.asarray(c["g"])),
+        ):
             mean = np.array([v[0] for v in c[m]])
             se = np.nan_to_num(np.array([v[1] for v in c[m]]))
-            ax.errorbar(x, mean, yerr=1.96 * se, color=color, ls=ls, marker="o", ms=3, capsize=2, label=label)
+            ax.errorbar(
+                x,
+                mean,
+                yerr=1.96 * se,
+                color=color,
+                ls=ls,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=label,
+            )
         if c["dead_key"]:
             mean = np.array([v[0] for v in c[c["dead_key"]]])
             se = np.nan_to_num(np.array([v[1] for v in c[c["dead_key"]]]))
-            axes[1].errorbar(b, mean, yerr=1.96 * se, color=color, ls=ls, marker="o", ms=3, capsize=2, label=label)
+            axes[1].errorbar(
+                b,
+                mean,
+                yerr=1.96 * se,
+                color=color,
+                ls=ls,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=label,
+            )
         if math.isfinite(c["b_cliff"]):
             lo, hi = c["b_cliff_ci95"]
-            axes[0].errorbar([c["b_cliff"]], [0.05], xerr=[[c["b_cliff"] - lo], [hi - c["b_cliff"]]], color=color,
-                             marker="v", ls="none", ms=6, capsize=2)
+            axes[0].errorbar(
+                [c["b_cliff"]],
+                [0.05],
+                xerr=[[c["b_cliff"] - lo], [hi - c["b_cliff"]]],
+                color=color,
+                marker="v",
+                ls="none",
+                ms=6,
+                capsize=2,
+            )
     axes[0].axhline(CHANCE, color="grey", lw=0.8, ls=":")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -187,45 +281,93 @@ def figure(summary, cfg: Config, out) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    axes[0].set(xlabel="batch size B", ylabel="test accuracy (mean, 95% interval)",
-                title="accuracy; triangles: the cliff with its 95% interval")
-    axes[1].set(xlabel="batch size B", ylabel="fraction of hidden units dead", title="dead ReLU units at the end")
-    axes[2].set(xlabel="noise scale g = eps (N/B - 1)/(1 - m)", ylabel="test accuracy", title="the same against g")
+    axes[0].set(
+        xlabel="batch size B",
+        ylabel="test accuracy (mean, 95% interval)",
+        title="accuracy; triangles: the cliff with its 95% interval",
+    )
+    axes[1].set(
+        xlabel="batch size B",
+        ylabel="fraction of hidden units dead",
+        title="dead ReLU units at the end",
+    )
+    axes[2].set(
+        xlabel="noise scale g = eps (N/B - 1)/(1 - m)",
+        ylabel="test accuracy",
+        title="the same against g",
+    )
     axes[0].legend(fontsize=7)
-    slopes = "; ".join(f"{k}: ln B_cliff on ln N slope {v['slope']:.2f} [{v['slope_ci95'][0]:.2f}, "
-                       f"{v['slope_ci95'][1]:.2f}]" for k, v in summary["slopes"].items())
-    caption = (f"784-800-10 net{_common.setup_label(cfg)}, eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} updates, "
-               f"{max(c['seeds'] for c in curves.values())} seeds; SDE semi-implicit with exact noise g F at the "
-               f"same g. Dead: inactive on every training example. {slopes}")
+    slopes = "; ".join(
+        f"{k}: ln B_cliff on ln N slope {v['slope']:.2f} [{v['slope_ci95'][0]:.2f}, "
+        f"{v['slope_ci95'][1]:.2f}]"
+        for k, v in summary["slopes"].items()
+    )
+    caption = (
+        f"784-800-10 net{_common.setup_label(cfg)}, eps = {cfg.lr}, m = {cfg.momentum}, "
+        f"{cfg.steps} updates, "
+        f"{max(c['seeds'] for c in curves.values())} seeds; SDE semi-implicit with exact noise g "
+        "F at the "
+        f"same g. Dead: inactive on every training example. {slopes}"
+    )
     _common.save(fig, out, "cliff", summary, caption)
 
 
 def report(summary, cfg: Config) -> str:
-    lines = [f"cliff: eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} updates{_common.setup_label(cfg)}",
-             f"  {'run':<18}{'B_cliff [95%]':>26}{'B half dead':>13}  accuracy by B (dead fraction)"]
+    lines = [
+        f"cliff: eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} updates{_common.setup_label(cfg)}",
+        f"  {'run':<18}{'B_cliff [95%]':>26}{'B half dead':>13}  accuracy by B (dead fraction)",
+    ]
     for name, c in summary["curves"].items():
         lo, hi = c["b_cliff_ci95"]
         dead = c[c["dead_key"]] if c["dead_key"] else [(math.nan,)] * len(c["batch_sizes"])
-        cells = " ".join(f"{b}:{a[0]:.2f}({d[0]:.2f})" for b, a, d in zip(c["batch_sizes"], c["test_accuracy"], dead))
-        lines.append(f"  {name:<18}{c['b_cliff']:>10.1f} [{lo:6.1f}, {hi:6.1f}]{c['b_half_dead']:>13.1f}  {cells}")
+        cells = " ".join(
+            f"{b}:{a[0]:.2f}({d[0]:.2f})"
+            for b, a, d in zip(c["batch_sizes"], c["test_accuracy"], dead)
+        )
+        lines.append(
+            f"  {name:<18}{c['b_cliff']:>10.1f} [{lo:6.1f}, {hi:6.1f}]{c['b_half_dead']:>13.1f}  "
+            f"{cells}"
+        )
     for k, v in summary["slopes"].items():
-        lines.append(f"  {k}: slope of ln B_cliff on ln N {v['slope']:.2f} [{v['slope_ci95'][0]:.2f}, "
-                     f"{v['slope_ci95'][1]:.2f}] (0: constant step per example; 1: constant g)")
+        lines.append(
+            f"  {k}: slope of ln B_cliff on ln N {v['slope']:.2f} [{v['slope_ci95'][0]:.2f}, "
+            f"{v['slope_ci95'][1]:.2f}] (0: constant step per example; 1: constant g)"
+        )
     for n, v in summary["same_n"].items():
-        lines.append(f"  N = {n}: SDE cliff / SGD cliff {v['sde_over_sgd']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]")
+        lines.append(
+            f"  N = {n}: SDE cliff / SGD cliff {v['sde_over_sgd']:.2f} [{v['ci95'][0]:.2f}, "
+            f"{v['ci95'][1]:.2f}]"
+        )
     return "\n".join(lines)
 
 
 EXPERIMENTS = (
     Experiment(
-        name="cliff", summary="SGD and its SDE through the small-batch cliff: accuracy and dead units against B and N",
+        name="cliff",
+        summary="SGD and its SDE through the small-batch cliff: accuracy and dead units against B "
+        "and N",
         config=Config,
-        presets={"tiny": Config(n_trains=(100, 200), batch_sizes=(4, 32), steps=40, records=2, seeds=2),
-                 "quick": Config(),
-                 "paper": Config(n_trains=(500, 1000, 4000), batch_sizes=(2, 4, 8, 16, 32, 64, 128), seeds=4,
-                                 fine_n=500)},
-        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-        chunk_size=1, section="studies",
-        cost=lambda p: p["steps"] * (p["n_train"] if p["dynamics"] == "sde" else p["batch_size"] + 30)
-        * (p["refinement"] if p["dynamics"] == "sde" else 1)),
+        presets={
+            "tiny": Config(n_trains=(100, 200), batch_sizes=(4, 32), steps=40, records=2, seeds=2),
+            "quick": Config(),
+            "paper": Config(
+                n_trains=(500, 1000, 4000),
+                batch_sizes=(2, 4, 8, 16, 32, 64, 128),
+                seeds=4,
+                fine_n=500,
+            ),
+        },
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        chunk_size=1,
+        section="studies",
+        cost=lambda p: (
+            p["steps"]
+            * (p["n_train"] if p["dynamics"] == "sde" else p["batch_size"] + 30)
+            * (p["refinement"] if p["dynamics"] == "sde" else 1)
+        ),
+    ),
 )

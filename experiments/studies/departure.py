@@ -3,15 +3,16 @@
 At a fixed noise scale g = eps (N/B - 1) (m = 0), eps climbs a ladder and B climbs with it
 (B = N / (g/eps + 1), rounded; the actual g is reported). Every point trains for the same SDE time T
 (steps = T N / eps) by SGD and by its SDE (Euler–Maruyama at dt = eps/(N r), for each r in
-`refinements`), from the same initialisations per seed. At each eps and for each SDE the difference of
-the final train loss, test accuracy and test cross-entropy is measured in standard errors (Welch:
+`refinements`), from the same initialisations per seed. At each eps and for each SDE the difference
+of the final train loss, test accuracy and test cross-entropy is measured in standard errors (Welch:
 diff / sqrt(se_sgd^2 + se_sde^2)); the SDE "parts" from SGD at the first eps from which some metric
 differs by more than `threshold` s.e. (3 by default: with 3 metrics and ~7 rungs, a false alarm
-somewhere on the ladder has probability about 5%), or where one dynamics diverges and the other does not.
+somewhere on the ladder has probability about 5%), or where one dynamics diverges and the other does
+not.
 
 Two predictions are computed from our own measurements at SGD's final parameters of every seed:
-- Li, Malladi & Arora (2021) ask that the gradient noise of a step dominate its signal. Our reading of
-  their noise-to-signal ratio, for B distinct examples of N:
+- Li, Malladi & Arora (2021) ask that the gradient noise of a step dominate its signal. Our reading
+  of their noise-to-signal ratio, for B distinct examples of N:
       NSR_B = tr Cov(batch-mean gradient) / |mean gradient|^2 = (1/B - 1/N) tr(Sigma) / |G|^2,
   Sigma the per-example covariance (1/(N-1)) and G the mean gradient (prior included), i.e.
   B_simple (1/B - 1/N). At fixed g, (1/B - 1/N) = g/(eps N), so NSR_B falls like 1/eps; the SDE is
@@ -43,16 +44,29 @@ METRICS = ("train_loss", "test_accuracy", "test_xent")
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.NetSetup):
-    model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (784-800-10)")
+    model: str = param(
+        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (784-800-10)"
+    )
     noise_scale: float = param(4.0, checks.positive, help="the fixed noise scale g = eps (N/B - 1)")
-    lrs: tuple = param((0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), checks.positive,
-                       help="the ladder of learning rates eps, increasing (B rises with eps)")
-    sde_time: float = param(0.125, checks.positive, help="SDE time T of every run (steps = T N / eps)")
+    lrs: tuple = param(
+        (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+        checks.positive,
+        help="the ladder of learning rates eps, increasing (B rises with eps)",
+    )
+    sde_time: float = param(
+        0.125, checks.positive, help="SDE time T of every run (steps = T N / eps)"
+    )
     l2: float = param(1.0, checks.non_negative, help="L2 lam in the summed cost C")
     n_train: int = param(800, checks.integer, low=2, help="training-set size N")
-    seeds: int = param(16, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)")
-    refinements: tuple = param((1, 4), checks.integer, help="SDE refinements r (dt = eps/(N r)), one SDE each")
-    threshold: float = param(3.0, checks.positive, help="a metric parts beyond this many standard errors")
+    seeds: int = param(
+        16, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)"
+    )
+    refinements: tuple = param(
+        (1, 4), checks.integer, help="SDE refinements r (dt = eps/(N r)), one SDE each"
+    )
+    threshold: float = param(
+        3.0, checks.positive, help="a metric parts beyond this many standard errors"
+    )
     mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
@@ -63,17 +77,31 @@ class Config(_common.NetSetup):
         out = []
         for lr in self.lrs:
             b = min(self.n_train, max(1, round(self.n_train / (self.noise_scale / lr + 1))))
-            out.append(dict(lr=lr, batch_size=b, steps=max(1, round(self.sde_time * self.n_train / lr)),
-                            g=sim.noise_scale(lr, self.n_train, b)))
+            out.append(
+                dict(
+                    lr=lr,
+                    batch_size=b,
+                    steps=max(1, round(self.sde_time * self.n_train / lr)),
+                    g=sim.noise_scale(lr, self.n_train, b),
+                )
+            )
         return out
 
 
 def grid(cfg: Config) -> list[dict]:
     """SGD on every rung, then the SDE at each refinement on every rung."""
-    base = dict(**_common.setup_of(cfg), model=cfg.model, l2=cfg.l2, n_train=cfg.n_train, data=_common.data_source(cfg.mnist))
+    base = dict(
+        **_common.setup_of(cfg),
+        model=cfg.model,
+        l2=cfg.l2,
+        n_train=cfg.n_train,
+        data=_common.data_source(cfg.mnist),
+    )
     rungs = cfg.rungs()
     points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
-    return points + [dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs]
+    return points + [
+        dict(base, dynamics="sde", refinement=r, **q) for r in cfg.refinements for q in rungs
+    ]
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
@@ -82,28 +110,46 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
 
     out = []
     for p in points:
-        traj, data = _common.train(p, _common.pool(p["data"]), seeds, sde=dict(refinement=p["refinement"]),
-                                   lr=p["lr"], batch_size=p["batch_size"], l2=p["l2"], steps=p["steps"],
-                                   record_every=p["steps"])
+        traj, data = _common.train(
+            p,
+            _common.pool(p["data"]),
+            seeds,
+            sde=dict(refinement=p["refinement"]),
+            lr=p["lr"],
+            batch_size=p["batch_size"],
+            l2=p["l2"],
+            steps=p["steps"],
+            record_every=p["steps"],
+        )
         per_seed = []
         for s in range(len(seeds)):
-            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS} | _common.diagnostics_of(traj, s)
-            row.update(diverged=bool(traj.diverged[s]),
-                       diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None)
+            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS} | _common.diagnostics_of(
+                traj, s
+            )
+            row.update(
+                diverged=bool(traj.diverged[s]),
+                diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
+            )
             if p["dynamics"] == "sgd" and not traj.diverged[s]:
                 model = traj.model(s)
                 scale = sim.critical_batch_size(model, data, key=jr.key(3), l2=p["l2"], probes=2)
-                row.update(b_simple=scale.b_simple,
-                           nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
-                           top_eigenvalue=float(sim.hessian_top_eigenvalues(
-                               model, data, key=jr.key(4), k=1, lanczos_steps=20).values[0]))
+                row.update(
+                    b_simple=scale.b_simple,
+                    nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
+                    top_eigenvalue=float(
+                        sim.hessian_top_eigenvalues(
+                            model, data, key=jr.key(4), k=1, lanczos_steps=20
+                        ).values[0]
+                    ),
+                )
             per_seed.append(row)
         out.append(per_seed)
     return out
 
 
 def compare(sgd_rows, sde_rows):
-    """Per metric: (SGD mean, s.e.), (SDE mean, s.e.), difference in s.e.; and the diverged counts."""
+    """Per metric: (SGD mean, s.e.), (SDE mean, s.e.), difference in s.e.; and the diverged
+    counts."""
     a = [r for r in sgd_rows if not r["diverged"]]
     b = [r for r in sde_rows if not r["diverged"]]
     out = dict(diverged=(len(sgd_rows) - len(a), len(sde_rows) - len(b)))
@@ -121,8 +167,8 @@ def parts(c, threshold) -> bool:
 
 
 def crossing(xs, ys, level=1.0):
-    """First x where the log-log interpolation of ys (falling) reaches `level`; None if it never does
-    inside the ladder (then the bound is reported instead)."""
+    """First x where the log-log interpolation of ys (falling) reaches `level`; None if it never
+    does inside the ladder (then the bound is reported instead)."""
     for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
         if y0 >= level >= y1 and y0 > 0 and y1 > 0 and y0 != y1:
             t = math.log(y0 / level) / math.log(y0 / y1)
@@ -142,7 +188,9 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
         lam_max.append(_common.mean_se([r["top_eigenvalue"] for r in sgd])[0])
     finite_nsr = [(x, y) for x, y in zip(lrs, nsr) if np.isfinite(y)]
     predicted = crossing([x for x, _ in finite_nsr], [y for _, y in finite_nsr])
-    summary = dict(rungs=cfg.rungs(), nsr=nsr, lambda_max=lam_max, nsr_predicted_lr=predicted, sde={})
+    summary = dict(
+        rungs=cfg.rungs(), nsr=nsr, lambda_max=lam_max, nsr_predicted_lr=predicted, sde={}
+    )
     for r in cfg.refinements:
         comparisons = [compare(groups[("sgd", 1, lr)], groups[("sde", r, lr)]) for lr in lrs]
         flags = [parts(c, cfg.threshold) for c in comparisons]
@@ -154,7 +202,8 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    """SDE - SGD in s.e. per rung and metric (a map), test accuracy of both, and NSR_B and eps lambda_max / 2."""
+    """SDE - SGD in s.e. per rung and metric (a map), test accuracy of both, and NSR_B and eps
+    lambda_max / 2."""
     lrs = list(cfg.lrs)
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw=dict(width_ratios=[1.3, 1, 1]))
@@ -167,13 +216,19 @@ def figure(summary: dict, cfg: Config, out) -> None:
             labels.append(f"r={r} {m.replace('_', ' ')}")
             z.append([c[m]["z"] if c[m]["z"] is not None else np.nan for c in cs])
     z = np.asarray(z, dtype=float)
-    bound = max(2 * cfg.threshold, float(np.nanmax(np.abs(z), initial=0.0)) if np.isfinite(z).any() else 1.0)
-    image = axes[0].imshow(np.clip(z, -bound, bound), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    bound = max(
+        2 * cfg.threshold, float(np.nanmax(np.abs(z), initial=0.0)) if np.isfinite(z).any() else 1.0
+    )
+    image = axes[0].imshow(
+        np.clip(z, -bound, bound), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto"
+    )
     for (i, k), value in np.ndenumerate(z):
         if np.isfinite(value):
             axes[0].text(k, i, f"{value:+.1f}", ha="center", va="center", fontsize=6)
             if abs(value) > cfg.threshold:
-                axes[0].add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="k"))
+                axes[0].add_patch(
+                    plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, lw=1.2, ec="k")
+                )
     for j, r in enumerate(cfg.refinements):
         parted = summary["sde"][f"r={r}"]["parted_lr"]
         if parted is not None:
@@ -183,21 +238,41 @@ def figure(summary: dict, cfg: Config, out) -> None:
     axes[0].set_yticks(range(len(labels)), labels, fontsize=7)
     axes[0].set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], fontsize=7)
     axes[0].set_xlabel("eps (B rises with it, g fixed)")
-    axes[0].set_title(f"(SDE - SGD) / s.e.; framed: beyond {cfg.threshold:g}; bar: parting rung", fontsize=9)
+    axes[0].set_title(
+        f"(SDE - SGD) / s.e.; framed: beyond {cfg.threshold:g}; bar: parting rung", fontsize=9
+    )
     fig.colorbar(image, ax=axes[0], fraction=0.04, pad=0.02)
     for j, r in enumerate(cfg.refinements):
         cs = summary["sde"][f"r={r}"]["comparisons"]
-        axes[1].errorbar(lrs, [c["test_accuracy"]["sde"][0] for c in cs],
-                         yerr=[c["test_accuracy"]["sde"][1] for c in cs], color=f"C{j}", marker="s", ms=4,
-                         label=f"SDE r={r}")
+        axes[1].errorbar(
+            lrs,
+            [c["test_accuracy"]["sde"][0] for c in cs],
+            yerr=[c["test_accuracy"]["sde"][1] for c in cs],
+            color=f"C{j}",
+            marker="s",
+            ms=4,
+            label=f"SDE r={r}",
+        )
     cs = summary["sde"][f"r={cfg.refinements[0]}"]["comparisons"]
-    axes[1].errorbar(lrs, [c["test_accuracy"]["sgd"][0] for c in cs], yerr=[c["test_accuracy"]["sgd"][1] for c in cs],
-                     color="k", marker="o", ms=4, label="SGD")
+    axes[1].errorbar(
+        lrs,
+        [c["test_accuracy"]["sgd"][0] for c in cs],
+        yerr=[c["test_accuracy"]["sgd"][1] for c in cs],
+        color="k",
+        marker="o",
+        ms=4,
+        label="SGD",
+    )
     axes[1].set_title("test accuracy at equal SDE time")
     axes[1].legend(fontsize=8)
     axes[2].plot(lrs, summary["nsr"], "o-", color="C3", label="NSR_B = (1/B - 1/N) B_simple")
-    axes[2].plot(lrs, [lr * h / 2 for lr, h in zip(lrs, summary["lambda_max"])], "s--", color="C4",
-                 label="eps λmax / 2 (1 = unstable)")
+    axes[2].plot(
+        lrs,
+        [lr * h / 2 for lr, h in zip(lrs, summary["lambda_max"])],
+        "s--",
+        color="C4",
+        label="eps λmax / 2 (1 = unstable)",
+    )
     axes[2].axhline(1, color="k", lw=0.8)
     axes[2].set_yscale("log")
     axes[2].set_title("at SGD's final parameters")
@@ -205,34 +280,50 @@ def figure(summary: dict, cfg: Config, out) -> None:
     for ax in axes[1:]:
         ax.set_xscale("log")
         ax.set_xlabel("eps (B rises with it, g fixed)")
-    caption = (f"{cfg.model}, N = {cfg.n_train}, g = {cfg.noise_scale:g}, lam = {cfg.l2}, T = {cfg.sde_time:g}, "
-               f"{cfg.seeds} seeds, same initialisation per seed; "
-               f"B = {', '.join(str(q['batch_size']) for q in summary['rungs'])}.")
+    caption = (
+        f"{cfg.model}, N = {cfg.n_train}, g = {cfg.noise_scale:g}, lam = {cfg.l2}, T = "
+        f"{cfg.sde_time:g}, "
+        f"{cfg.seeds} seeds, same initialisation per seed; "
+        f"B = {', '.join(str(q['batch_size']) for q in summary['rungs'])}."
+    )
     _common.save(fig, out, "departure", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
     nsr, lam_max, predicted = summary["nsr"], summary["lambda_max"], summary["nsr_predicted_lr"]
-    lines = [f"where the SDE stops tracking SGD ({cfg.model}, g = {cfg.noise_scale:g}, T = {cfg.sde_time:g}, "
-             f"{cfg.seeds} seeds): SDE - SGD in s.e. per rung",
-             f"  {'eps':>6}{'B':>5}{'NSR_B':>8}{'eps λ/2':>9}  " + "  ".join(
-                 f"{'r=' + str(r) + ' loss/acc/xent':>22}" for r in cfg.refinements)]
+    lines = [
+        f"where the SDE stops tracking SGD ({cfg.model}, g = {cfg.noise_scale:g}, T = "
+        f"{cfg.sde_time:g}, "
+        f"{cfg.seeds} seeds): SDE - SGD in s.e. per rung",
+        f"  {'eps':>6}{'B':>5}{'NSR_B':>8}{'eps λ/2':>9}  "
+        + "  ".join(f"{'r=' + str(r) + ' loss/acc/xent':>22}" for r in cfg.refinements),
+    ]
     for k, q in enumerate(summary["rungs"]):
         cells = []
         for r in cfg.refinements:
             c = summary["sde"][f"r={r}"]["comparisons"][k]
             mark = "*" if summary["sde"][f"r={r}"]["parts"][k] else " "
-            cells.append(f"{c['train_loss']['z']:>7.1f}{c['test_accuracy']['z']:>6.1f}{c['test_xent']['z']:>7.1f}{mark}"
-                         + (f" div {c['diverged'][0]}/{c['diverged'][1]}" if any(c["diverged"]) else ""))
-        lines.append(f"  {q['lr']:>6g}{q['batch_size']:>5}{nsr[k]:>8.3g}{q['lr'] * lam_max[k] / 2:>9.3g}  "
-                     + "  ".join(f"{cell:>22}" for cell in cells))
+            cells.append(
+                f"{c['train_loss']['z']:>7.1f}{c['test_accuracy']['z']:>6.1f}{c['test_xent']['z']:>7.1f}{mark}"
+                + (f" div {c['diverged'][0]}/{c['diverged'][1]}" if any(c["diverged"]) else "")
+            )
+        lines.append(
+            f"  {q['lr']:>6g}{q['batch_size']:>5}{nsr[k]:>8.3g}{q['lr'] * lam_max[k] / 2:>9.3g}  "
+            + "  ".join(f"{cell:>22}" for cell in cells)
+        )
     for r in cfg.refinements:
         parted = summary["sde"][f"r={r}"]["parted_lr"]
-        lines.append(f"  SDE r={r}: parts from SGD from eps = {parted}" if parted is not None
-                     else f"  SDE r={r}: tracks SGD over the whole ladder "
-                          f"(no {cfg.threshold:g} s.e. departure to its top)")
-    where = (f"{predicted:.3g}" if predicted is not None
-             else f"none inside the ladder (NSR_B from {nsr[0]:.3g} to {nsr[-1]:.3g})")
+        lines.append(
+            f"  SDE r={r}: parts from SGD from eps = {parted}"
+            if parted is not None
+            else f"  SDE r={r}: tracks SGD over the whole ladder "
+            f"(no {cfg.threshold:g} s.e. departure to its top)"
+        )
+    where = (
+        f"{predicted:.3g}"
+        if predicted is not None
+        else f"none inside the ladder (NSR_B from {nsr[0]:.3g} to {nsr[-1]:.3g})"
+    )
     lines.append(f"  NSR_B = 1 (Li-Malladi-Arora criterion, our reading) at eps = {where}")
     return "\n".join(lines)
 
@@ -242,10 +333,28 @@ EXPERIMENTS = (
         name="departure",
         summary="raise eps at fixed g until the SDE parts from SGD; noise-to-signal criterion",
         config=Config,
-        presets={"tiny": Config(lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=(1, 2)),
-                 "quick": Config(),
-                 "net": Config(model="net", noise_scale=10.0, lrs=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6), sde_time=0.1,
-                               l2=0.0, n_train=1000, seeds=4, refinements=(2,))},
-        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-        chunk_size=1, section="studies"),
+        presets={
+            "tiny": Config(
+                lrs=(0.05, 0.4), sde_time=0.02, n_train=100, seeds=3, refinements=(1, 2)
+            ),
+            "quick": Config(),
+            "net": Config(
+                model="net",
+                noise_scale=10.0,
+                lrs=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
+                sde_time=0.1,
+                l2=0.0,
+                n_train=1000,
+                seeds=4,
+                refinements=(2,),
+            ),
+        },
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        chunk_size=1,
+        section="studies",
+    ),
 )

@@ -23,14 +23,18 @@ checks = sim.checks
 
 @dataclasses.dataclass(frozen=True)
 class Config(_common.NetSetup):
-    model: str = param("logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)")
+    model: str = param(
+        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
+    )
     lr: float = param(1.0, checks.positive, help="learning rate eps")
     batch_size: int = param(800, help="batch size B, in [1, N]")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     l2: float = param(1.0, checks.non_negative, help="L2 lam in the summed cost C")
     steps: int = param(1000, checks.integer, help="training steps before measuring")
     n_train: int = param(800, checks.integer, help="training-set size N")
-    k: int = param(3, checks.integer, help="top Hessian eigenvalues to find (at most the parameter count)")
+    k: int = param(
+        3, checks.integer, help="top Hessian eigenvalues to find (at most the parameter count)"
+    )
     probes: int = param(30, checks.integer, low=2, help="probes of the trace and SLQ estimates")
     lanczos_steps: int = param(40, checks.integer, help="Lanczos depth")
     seed: int = param(0, help="seed (data draw, initialisation, minibatches, probes)")
@@ -43,9 +47,22 @@ class Config(_common.NetSetup):
 
 
 def grid(cfg: Config) -> list[dict]:
-    return [dict(model=cfg.model, lr=cfg.lr, batch_size=cfg.batch_size, momentum=cfg.momentum, l2=cfg.l2,
-                 steps=cfg.steps, n_train=cfg.n_train, k=cfg.k, probes=cfg.probes,
-                 lanczos_steps=cfg.lanczos_steps, data=_common.data_source(cfg.mnist), **_common.setup_of(cfg))]
+    return [
+        dict(
+            model=cfg.model,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            momentum=cfg.momentum,
+            l2=cfg.l2,
+            steps=cfg.steps,
+            n_train=cfg.n_train,
+            k=cfg.k,
+            probes=cfg.probes,
+            lanczos_steps=cfg.lanczos_steps,
+            data=_common.data_source(cfg.mnist),
+            **_common.setup_of(cfg),
+        )
+    ]
 
 
 def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
@@ -58,17 +75,39 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         per_seed = []
         for seed in seeds:
             init_key, sgd_key, measure_key = jr.split(jr.key(seed), 3)
-            data, make_model = _common.task(p["model"], _common.pool(p["data"]), n_train=p["n_train"], seed=seed,
-                                            **_common.setup_of(p))
-            traj = sim.run_sgd(make_model(init_key), data, lr=p["lr"], batch_size=p["batch_size"],
-                               momentum=p["momentum"], l2=p["l2"], steps=p["steps"], key=sgd_key,
-                               record_every=p["steps"])
+            data, make_model = _common.task(
+                p["model"],
+                _common.pool(p["data"]),
+                n_train=p["n_train"],
+                seed=seed,
+                **_common.setup_of(p),
+            )
+            traj = sim.run_sgd(
+                make_model(init_key),
+                data,
+                lr=p["lr"],
+                batch_size=p["batch_size"],
+                momentum=p["momentum"],
+                l2=p["l2"],
+                steps=p["steps"],
+                key=sgd_key,
+                record_every=p["steps"],
+            )
             if traj.diverged[0]:
                 per_seed.append(dict(diverged=True, diverged_step=int(traj.diverged_step[0])))
                 continue
-            lanczos = min(p["lanczos_steps"], 785) if p["model"] == "logistic" else p["lanczos_steps"]
-            result = sim.summary(traj.model(0), data, key=measure_key, l2=p["l2"], k=p["k"], probes=p["probes"],
-                                 lanczos_steps=lanczos)
+            lanczos = (
+                min(p["lanczos_steps"], 785) if p["model"] == "logistic" else p["lanczos_steps"]
+            )
+            result = sim.summary(
+                traj.model(0),
+                data,
+                key=measure_key,
+                l2=p["l2"],
+                k=p["k"],
+                probes=p["probes"],
+                lanczos_steps=lanczos,
+            )
             per_seed.append(dict(names=list(result), **{k: _plain(v) for k, v in result.items()}))
         out.append(per_seed)
     return out
@@ -85,7 +124,8 @@ def _plain(value):
 def _kind(value):
     """The result type a plain dict came from (by its fields), or None."""
     if isinstance(value, dict):
-        for cls in (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize):  # how measurements are reported
+        # how measurements are reported
+        for cls in (sim.Estimate, sim.Eigenvalues, sim.Evidence, sim.CriticalBatchSize):
             if set(value) == set(cls._fields):
                 return cls
     return None
@@ -110,8 +150,11 @@ def figure(summary: dict, cfg: Config, out) -> None:
 
 
 def report(summary: dict, cfg: Config) -> str:
-    lines = [f"{cfg.model}: N = {cfg.n_train}, eps = {cfg.lr}, B = {cfg.batch_size}, m = {cfg.momentum}, "
-             f"lam = {cfg.l2}, {cfg.steps} steps"]
+    lines = [
+        f"{cfg.model}: N = {cfg.n_train}, eps = {cfg.lr}, B = {cfg.batch_size}, m = "
+        f"{cfg.momentum}, "
+        f"lam = {cfg.l2}, {cfg.steps} steps"
+    ]
     for name, plain in summary.items():
         cls = _kind(plain)
         value = cls(**plain) if cls else plain
@@ -119,16 +162,25 @@ def report(summary: dict, cfg: Config) -> str:
             error = f" ± {value.error:.2g}" if value.error == value.error else ""
             lines.append(f"  {name:<20}{value.value:.6g}{error}   [{value.method}]")
         elif isinstance(value, sim.Eigenvalues):
-            found = ", ".join(f"{v:.6g} (± {b:.2g})" for v, b in zip(value.values, value.error_bounds))
-            lines.append(f"  {name:<20}{found}   [Lanczos, {value.steps_used} of {value.steps} steps; "
-                         f"± residual bound]")
+            found = ", ".join(
+                f"{v:.6g} (± {b:.2g})" for v, b in zip(value.values, value.error_bounds)
+            )
+            lines.append(
+                f"  {name:<20}{found}   [Lanczos, {value.steps_used} of {value.steps} steps; "
+                f"± residual bound]"
+            )
         elif isinstance(value, sim.Evidence):
-            lines.append(f"  {'log evidence ratio':<20}{value.log_evidence_ratio:.6g} ± {value.error:.2g}   "
-                         f"[{value.method}; {value.n_dropped:g} eigenvalues below lam dropped; "
-                         f"half-depth change {value.truncation:.2g}, Krylov dimension >= {value.steps_used}]")
+            lines.append(
+                f"  {'log evidence ratio':<20}{value.log_evidence_ratio:.6g} ± {value.error:.2g}   "
+                f"[{value.method}; {value.n_dropped:g} eigenvalues below lam dropped; "
+                f"half-depth change {value.truncation:.2g}, Krylov dimension >= {value.steps_used}]"
+            )
         elif isinstance(value, sim.CriticalBatchSize):
             lines.append(f"  {'B_simple':<20}{value.b_simple:.6g}   [exact, per-example gradients]")
-            lines.append(f"  {'B_noise':<20}{value.b_noise:.6g} ± {value.b_noise_error:.2g}   [Gaussian probes]")
+            lines.append(
+                f"  {'B_noise':<20}{value.b_noise:.6g} ± {value.b_noise_error:.2g}   [Gaussian "
+                "probes]"
+            )
         else:
             lines.append(f"  {name:<20}{value:.6g}")
     return "\n".join(lines)
@@ -136,11 +188,21 @@ def report(summary: dict, cfg: Config) -> str:
 
 EXPERIMENTS = (
     Experiment(
-        name="measure", summary="train a model, then measure sharpness, evidence and gradient noise scale",
+        name="measure",
+        summary="train a model, then measure sharpness, evidence and gradient noise scale",
         config=Config,
-        presets={"tiny": Config(steps=50, k=2, probes=4, lanczos_steps=10, n_train=100, batch_size=100),
-                 "quick": Config(),
-                 "net": Config(model="net", lr=0.1, batch_size=30, l2=0.0, n_train=1000, steps=1000)},
-        grid=grid, evaluate=f"{__name__}:evaluate", summarize=summarize, figure=figure, report=report,
-        seeds=lambda cfg, point: [cfg.seed], chunk_size=1, section="tools"),
+        presets={
+            "tiny": Config(steps=50, k=2, probes=4, lanczos_steps=10, n_train=100, batch_size=100),
+            "quick": Config(),
+            "net": Config(model="net", lr=0.1, batch_size=30, l2=0.0, n_train=1000, steps=1000),
+        },
+        grid=grid,
+        evaluate=f"{__name__}:evaluate",
+        summarize=summarize,
+        figure=figure,
+        report=report,
+        seeds=lambda cfg, point: [cfg.seed],
+        chunk_size=1,
+        section="tools",
+    ),
 )
