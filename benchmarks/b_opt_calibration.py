@@ -1,4 +1,4 @@
-"""Calibration of the B_opt estimator (`experiments.paper.optimum.b_opt`) on synthetic sweeps whose
+"""Calibration of the B_opt estimator (`experiments.analysis.b_opt`) on synthetic sweeps whose
 optimum is known, shaped like the paper-scale accuracy curves: a logistic cliff on the left
 (accuracy falls to chance below B ~ 5-8), a gentle slope on the right, 4 seeds, seed noise growing
 down the cliff, the paper's grid (2, 4, ..., 256) refined at 2^(1/2) around the coarse peak. Not a
@@ -19,7 +19,7 @@ import pathlib
 
 import numpy as np
 
-from experiments.paper import optimum
+from experiments import analysis
 
 SHAPES = {  # (cliff centre, cliff steepness, slope and curvature of the right side)
     "cliff 6.5, slope 0.009": (6.5, 5.0, 0.009, 0.004),
@@ -41,7 +41,7 @@ def calibrate(curve, truth, sweeps, draws, rng):
     errors, covered = [], 0
     for _ in range(sweeps):
         scores = clean + (0.0015 + 0.15 * (0.92 - clean)) * rng.standard_normal((4, grid.size))
-        fit = optimum.b_opt(GRID, scores, draws=draws, seed=int(rng.integers(1 << 30)))
+        fit = analysis.b_opt(GRID, scores, draws=draws, seed=int(rng.integers(1 << 30)))
         errors.append(math.log(fit["b_opt"] / truth))
         lo, hi = fit["b_opt_ci95"]
         covered += lo <= truth <= hi

@@ -17,6 +17,7 @@ import pytest
 import scipy.stats
 
 import models
+from experiments import analysis
 
 
 def _module(*names):
@@ -29,12 +30,11 @@ def _module(*names):
     return importlib.import_module(names[-1])
 
 
-_common = _module("experiments._common", "experiments.runner.common")
 _batch_sweep = _module("experiments._batch_sweep", "experiments.paper.batch_size")
 departure = _module("experiments.departure", "experiments.studies.departure")
 fig9 = _module("experiments.fig9", "experiments.paper.fig9")
 
-# --- B_opt on a grid and its uncertainty (experiments/_common.py optimum_on_grid,
+# --- B_opt on a grid and its uncertainty (experiments/analysis.py optimum_on_grid,
 # _batch_sweep.optima)
 
 PAPER_GRID = (1, 3, 10, 30, 100, 300, 1000)
@@ -46,12 +46,12 @@ def test_optimum_on_grid_of_a_known_peak():
     README's "B_opt = 30 (x/÷ 1.8)", exp(0.602) = sqrt(10/3) = 1.826. Pure float arithmetic on logs:
     rel 1e-12."""
     scores = [-((math.log(b) - math.log(30)) ** 2) for b in PAPER_GRID]
-    b_opt, log_sigma, index = _common.optimum_on_grid(PAPER_GRID, scores)
+    b_opt, log_sigma, index = analysis.optimum_on_grid(PAPER_GRID, scores)
     assert (b_opt, index) == (30.0, 3)
     assert log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
     assert math.exp(log_sigma) == pytest.approx(math.sqrt(10 / 3), rel=1e-12)
     # a geometric grid of ratio 2: half a step is exactly 0.5 ln 2 on both sides
-    b_opt, log_sigma, index = _common.optimum_on_grid([1, 2, 4, 8, 16], [0.1, 0.5, 0.9, 0.4, 0.2])
+    b_opt, log_sigma, index = analysis.optimum_on_grid([1, 2, 4, 8, 16], [0.1, 0.5, 0.9, 0.4, 0.2])
     assert (b_opt, index) == (4.0, 2) and log_sigma == pytest.approx(0.5 * math.log(2), rel=1e-12)
 
 
@@ -59,13 +59,13 @@ def test_optimum_on_grid_at_the_edges_and_with_missing_points():
     """At either end of the grid the one neighbouring step is used; NaN scores are skipped and -inf
     (no finite seed at that B) never wins."""
     grid = [1, 3, 10, 30]
-    assert _common.optimum_on_grid(grid, [0.9, 0.5, 0.4, 0.1]) == pytest.approx(
+    assert analysis.optimum_on_grid(grid, [0.9, 0.5, 0.4, 0.1]) == pytest.approx(
         (1.0, 0.5 * math.log(3), 0)
     )
-    assert _common.optimum_on_grid(grid, [0.1, 0.2, 0.3, 0.9]) == pytest.approx(
+    assert analysis.optimum_on_grid(grid, [0.1, 0.2, 0.3, 0.9]) == pytest.approx(
         (30.0, 0.5 * math.log(3), 3)
     )
-    b_opt, log_sigma, index = _common.optimum_on_grid(grid, [math.nan, 0.5, 0.6, -math.inf])
+    b_opt, log_sigma, index = analysis.optimum_on_grid(grid, [math.nan, 0.5, 0.6, -math.inf])
     assert (b_opt, index) == (10.0, 2) and log_sigma == pytest.approx(
         0.5 * math.log(10 / 3), rel=1e-12
     )
@@ -115,7 +115,7 @@ def test_optima_from_sweep_rows():
     assert opt[0.2]["b_opt"] == 1.0 and not opt[0.2]["interior"] and opt[0.2]["diverged_runs"] == 0
 
 
-# --- the log-log slope of B_opt (experiments/_common.py loglog_slope)
+# --- the log-log slope of B_opt (experiments/analysis.py loglog_slope)
 
 
 def test_slope_of_an_exact_power_law():
@@ -125,17 +125,17 @@ def test_slope_of_an_exact_power_law():
     rounding (< 1e-12)."""
     x = [0.025, 0.05, 0.1, 0.2]
     y = [7 * v**1.3 for v in x]
-    slope, se = _common.loglog_slope(x, y, 0.6)
+    slope, se = analysis.loglog_slope(x, y, 0.6)
     assert slope == pytest.approx(1.3, rel=1e-12)
     assert se == pytest.approx(0.6 / (math.sqrt(5) * math.log(2)), rel=1e-12)
-    slope, se = _common.loglog_slope(x, y, 0.0)
+    slope, se = analysis.loglog_slope(x, y, 0.0)
     assert slope == pytest.approx(1.3, rel=1e-12) and se < 1e-12
 
 
 def test_slope_error_of_two_points_with_unequal_uncertainties():
     """Two points: slope = (ln y2 - ln y1)/(ln x2 - ln x1), Var = (s1^2 + s2^2)/(ln x2 - ln x1)^2
     (no residual with two points): x = 1, e^2, sigma = 0.3, 0.4 gives 1 ± 0.5/2 = 0.25 exactly."""
-    slope, se = _common.loglog_slope([1.0, math.exp(2)], [math.e, math.e**3], [0.3, 0.4])
+    slope, se = analysis.loglog_slope([1.0, math.exp(2)], [math.e, math.e**3], [0.3, 0.4])
     assert slope == pytest.approx(1.0, rel=1e-12) and se == pytest.approx(0.25, rel=1e-12)
 
 
@@ -165,7 +165,7 @@ def test_slope_reproduces_the_readme_headlines(x, y, slope, se):
     grid."""
     # optimum_on_grid's uncertainty at B = 10 or 30 on the 1-3-10 grid
     sigma = 0.5 * math.log(10 / 3)
-    got_slope, got_se = _common.loglog_slope(x, y, [sigma] * 3)
+    got_slope, got_se = analysis.loglog_slope(x, y, [sigma] * 3)
     assert got_slope == pytest.approx(slope, rel=1e-12, abs=1e-15)
     assert got_se == pytest.approx(se, rel=1e-12)
 
@@ -177,14 +177,14 @@ def test_slope_of_fig7_is_the_larger_of_residual_and_grid_error():
     x, y = [1, 2, 10], [3, 10, 30]
     sigma = 0.5 * math.log(10 / 3)
     ref = scipy.stats.linregress(np.log(x), np.log(y))
-    slope, se = _common.loglog_slope(x, y, sigma)
+    slope, se = analysis.loglog_slope(x, y, sigma)
     lx = np.log(x)
     grid_se = sigma / math.sqrt(np.sum((lx - lx.mean()) ** 2))
     assert slope == pytest.approx(ref.slope, rel=1e-10)
     assert ref.stderr < grid_se and se == pytest.approx(grid_se, rel=1e-12)
     assert (round(slope, 2), round(se, 2)) == (0.94, 0.36)
     # with no grid uncertainty the residual error is the one reported
-    assert _common.loglog_slope(x, y, 0.0)[1] == pytest.approx(ref.stderr, rel=1e-10)
+    assert analysis.loglog_slope(x, y, 0.0)[1] == pytest.approx(ref.stderr, rel=1e-10)
 
 
 def test_slope_on_noisy_data_matches_least_squares_and_covers():
@@ -199,21 +199,21 @@ def test_slope_on_noisy_data_matches_least_squares_and_covers():
     noise = rng.normal(0, 0.3, size=(2000, 8))
     ys = np.exp(0.8 * np.log(x) + 1 + noise)
     ref = scipy.stats.linregress(np.log(x), np.log(ys[0]))
-    slope, se = _common.loglog_slope(x, ys[0], 0.0)
+    slope, se = analysis.loglog_slope(x, ys[0], 0.0)
     assert slope == pytest.approx(ref.slope, rel=1e-10) and se == pytest.approx(
         ref.stderr, rel=1e-10
     )
     t = scipy.stats.t.ppf(0.975, 6)
-    fits = np.array([_common.loglog_slope(x, y, 0.0) for y in ys])
+    fits = np.array([analysis.loglog_slope(x, y, 0.0) for y in ys])
     assert np.mean(np.abs(fits[:, 0] - 0.8) <= t * fits[:, 1]) == pytest.approx(0.95, abs=0.02)
-    fits = np.array([_common.loglog_slope(x, y, 0.3) for y in ys])
+    fits = np.array([analysis.loglog_slope(x, y, 0.3) for y in ys])
     grid_se = 0.3 / math.sqrt(np.sum((np.log(x) - np.log(x).mean()) ** 2))
     assert fits[:, 0].std(ddof=1) == pytest.approx(grid_se, rel=0.06)
     assert np.all(fits[:, 1] >= grid_se * (1 - 1e-12))
     assert np.mean(np.abs(fits[:, 0] - 0.8) <= 1.96 * fits[:, 1]) >= 0.95 - 0.02
 
 
-# --- mean ± s.e. and the Welch difference (experiments/_common.py mean_se, welch)
+# --- mean ± s.e. and the Welch difference (experiments/analysis.py mean_se, welch)
 
 
 def test_mean_se_and_welch_in_closed_form():
@@ -221,14 +221,14 @@ def test_mean_se_and_welch_in_closed_form():
     variance 4, s.e. sqrt(4/3). z = (12 - 3)/sqrt(0.5 + 4/3) = 9/sqrt(11/6) = 6.647 (b - a:
     positive). None and non-finite values are dropped before counting."""
     a, b = [1, 2, 3, 4, 5], [10, 12, 14]
-    assert _common.mean_se(a + [None, math.nan, math.inf]) == pytest.approx(
+    assert analysis.mean_se(a + [None, math.nan, math.inf]) == pytest.approx(
         (3.0, math.sqrt(0.5), 5), rel=1e-12
     )
-    sa, sb, z = _common.welch(a, b + [None, math.nan])
+    sa, sb, z = analysis.welch(a, b + [None, math.nan])
     assert sa == pytest.approx((3.0, math.sqrt(0.5), 5), rel=1e-12)
     assert sb == pytest.approx((12.0, math.sqrt(4 / 3), 3), rel=1e-12)
     assert z == pytest.approx(9 / math.sqrt(11 / 6), rel=1e-12)
-    assert _common.welch(b, a)[2] == pytest.approx(-z, rel=1e-12)
+    assert analysis.welch(b, a)[2] == pytest.approx(-z, rel=1e-12)
 
 
 def test_welch_equals_scipy_unequal_variance_t():
@@ -238,19 +238,19 @@ def test_welch_equals_scipy_unequal_variance_t():
     rng = np.random.default_rng(3)
     for _ in range(5):
         a, b = rng.normal(0.3, 1.0, 7), rng.normal(1.1, 2.5, 13)
-        z = _common.welch(list(a), list(b))[2]
+        z = analysis.welch(list(a), list(b))[2]
         assert z == pytest.approx(scipy.stats.ttest_ind(b, a, equal_var=False).statistic, rel=1e-12)
 
 
 def test_welch_is_nan_when_undefined():
     """Fewer than two finite values on a side, or no spread on either side: NaN, never a number (the
     parting rule then ignores that metric). Spread on one side only is enough."""
-    assert math.isnan(_common.welch([1.0], [2.0, 3.0])[2])
-    assert math.isnan(_common.welch([1.0, math.nan], [2.0, 3.0])[2])
-    assert math.isnan(_common.welch([1.0, 1.0], [2.0, 2.0, 2.0])[2])
+    assert math.isnan(analysis.welch([1.0], [2.0, 3.0])[2])
+    assert math.isnan(analysis.welch([1.0, math.nan], [2.0, 3.0])[2])
+    assert math.isnan(analysis.welch([1.0, 1.0], [2.0, 2.0, 2.0])[2])
     # (3 - 1) / hypot(0, 1)
-    assert _common.welch([1.0, 1.0], [2.0, 4.0])[2] == pytest.approx(2.0, rel=1e-12)
-    assert _common.mean_se([])[2] == 0 and math.isnan(_common.mean_se([7.0])[1])
+    assert analysis.welch([1.0, 1.0], [2.0, 4.0])[2] == pytest.approx(2.0, rel=1e-12)
+    assert analysis.mean_se([])[2] == 0 and math.isnan(analysis.mean_se([7.0])[1])
 
 
 # --- the departure study's parting rule (experiments/studies/departure.py: compare, parts and the

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from experiments.paper import optimum
+from experiments import analysis
 
 GRID = [2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -21,7 +21,7 @@ def _curves(b_star, seeds, noise, rng, grid=GRID, width=1.5):
 def test_noiseless_parabola_gives_its_vertex_between_grid_points():
     """Exact parabola in ln B: the vertex at B = 23 (between grid points 16 and 32) is recovered to
     round-off (the fit is exact), where the grid alone would say 16 or 32 (a factor 1.4 off)."""
-    fit = optimum.b_opt(GRID, _curves(23.0, 4, 0.0, np.random.default_rng(0)))
+    fit = analysis.b_opt(GRID, _curves(23.0, 4, 0.0, np.random.default_rng(0)))
     assert fit["b_opt"] == pytest.approx(23.0, rel=1e-9)
     assert fit["method"] == "parabola" and fit["edge"] is None
     # no seed noise: a zero-width interval
@@ -30,7 +30,7 @@ def test_noiseless_parabola_gives_its_vertex_between_grid_points():
 
 def test_cross_entropy_is_minimised():
     scores = -_curves(40.0, 4, 0.0, np.random.default_rng(0))
-    assert optimum.b_opt(GRID, scores, maximise=False)["b_opt"] == pytest.approx(40.0, rel=1e-9)
+    assert analysis.b_opt(GRID, scores, maximise=False)["b_opt"] == pytest.approx(40.0, rel=1e-9)
 
 
 def test_bootstrap_interval_covers_the_truth_at_about_95_percent():
@@ -43,7 +43,7 @@ def test_bootstrap_interval_covers_the_truth_at_about_95_percent():
     rng = np.random.default_rng(1)
     covered = 0
     for _ in range(200):
-        fit = optimum.b_opt(
+        fit = analysis.b_opt(
             GRID, _curves(23.0, 8, 0.01, rng), draws=400, seed=int(rng.integers(1 << 30))
         )
         lo, hi = fit["b_opt_ci95"]
@@ -61,7 +61,7 @@ def test_four_seeds_interval_covers_at_95_percent_where_the_percentile_bootstrap
         rng = np.random.default_rng(1)
         covered = 0
         for _ in range(200):
-            fit = optimum.b_opt(
+            fit = analysis.b_opt(
                 GRID,
                 _curves(23.0, 4, 0.01, rng),
                 draws=400,
@@ -76,7 +76,7 @@ def test_four_seeds_interval_covers_at_95_percent_where_the_percentile_bootstrap
 
 
 def test_peak_at_the_edge_is_flagged():
-    fit = optimum.b_opt(GRID, _curves(1.0, 4, 0.0, np.random.default_rng(0)))
+    fit = analysis.b_opt(GRID, _curves(1.0, 4, 0.0, np.random.default_rng(0)))
     assert fit["edge"] == "left" and fit["b_opt"] >= GRID[0]
 
 
@@ -87,13 +87,13 @@ def test_slope_of_an_exact_power_law_and_its_interval():
     x = [0.025, 0.05, 0.1, 0.2]
     truth = [30 * (v / 0.1) ** 0.7 for v in x]
     rng = np.random.default_rng(2)
-    exact = [optimum.b_opt(GRID, _curves(b, 4, 0.0, rng), draws=50) for b in truth]
-    assert optimum.slope(x, exact)["slope"] == pytest.approx(0.7, abs=1e-9)
+    exact = [analysis.b_opt(GRID, _curves(b, 4, 0.0, rng), draws=50) for b in truth]
+    assert analysis.loglog_slope_ci(x, exact)["slope"] == pytest.approx(0.7, abs=1e-9)
     noisy = [
-        optimum.b_opt(GRID, _curves(b, 16, 0.004, rng), draws=500, seed=k)
+        analysis.b_opt(GRID, _curves(b, 16, 0.004, rng), draws=500, seed=k)
         for k, b in enumerate(truth)
     ]
-    fit = optimum.slope(x, noisy)
+    fit = analysis.loglog_slope_ci(x, noisy)
     lo, hi = fit["slope_ci95"]
     assert lo < 0.7 < hi and lo > 0 and hi < 1.4
 
@@ -101,9 +101,9 @@ def test_slope_of_an_exact_power_law_and_its_interval():
 def test_refinement_at_root_two_spacing_around_the_peak():
     scores = _curves(23.0, 4, 0.0, np.random.default_rng(0))
     # best grid point 32 (closer in ln B): 32/sqrt2, 32 sqrt2
-    assert optimum.refinement(GRID, scores, 1000) == [23, 45]
+    assert analysis.refinement(GRID, scores, 1000) == [23, 45]
     edge = _curves(300.0, 4, 0.0, np.random.default_rng(0))
-    assert optimum.refinement(GRID, edge, 600) == [181, 362, 512]  # past the right edge, within N
+    assert analysis.refinement(GRID, edge, 600) == [181, 362, 512]  # past the right edge, within N
 
 
 def test_multiplier_draws_have_each_columns_t_scaled_variance_with_diverged_seeds():
@@ -117,7 +117,7 @@ def test_multiplier_draws_have_each_columns_t_scaled_variance_with_diverged_seed
     scores = np.array(
         [[0.90, 0.80, 0.70], [0.92, np.nan, 0.71], [0.91, 0.83, 0.69], [0.95, 0.86, 0.74]]
     )
-    draws = optimum._multiplier_draws(scores, np.random.default_rng(0), 200_000)
+    draws = analysis.multiplier_draws(scores, np.random.default_rng(0), 200_000)
     for j in range(3):
         x = scores[:, j][np.isfinite(scores[:, j])]
         c = t.ppf(0.975, x.size - 1) / norm.ppf(0.975)
@@ -126,7 +126,9 @@ def test_multiplier_draws_have_each_columns_t_scaled_variance_with_diverged_seed
             x.mean(), abs=5 * math.sqrt(c**2 * x.var(ddof=1) / x.size / 200_000)
         )
     with pytest.raises(ValueError):
-        optimum.b_opt(GRID, _curves(23.0, 4, 0.01, np.random.default_rng(0)), bootstrap="percentil")
+        analysis.b_opt(
+            GRID, _curves(23.0, 4, 0.01, np.random.default_rng(0)), bootstrap="percentil"
+        )
 
 
 def test_a_seed_that_failed_near_the_peak_does_not_drag_the_vertex():
@@ -143,7 +145,7 @@ def test_a_seed_that_failed_near_the_peak_does_not_drag_the_vertex():
         scores = _curves(23.0, 4, 0.01, rng, grid=grid)
         scores[0, grid.index(16)] -= 0.5
         for weighted in est:
-            est[weighted].append(optimum.b_opt(grid, scores, draws=2, weighted=weighted)["b_opt"])
+            est[weighted].append(analysis.b_opt(grid, scores, draws=2, weighted=weighted)["b_opt"])
     assert abs(math.log(np.median(est[True]) / 23.0)) < math.log(1.1)
     assert abs(math.log(np.median(est[False]) / 23.0)) > math.log(1.25)  # the bug the weights mend
 
@@ -153,9 +155,9 @@ def test_weights_are_standard_errors_floored_at_their_median():
     with one finite seed gets the largest; equal seeds give no weights (None: an unweighted fit)."""
     scores = np.array([[1.0, 0.0, 5.0, 2.0], [1.0, 0.2, 1.0, np.nan], [1.0, 0.4, 3.0, np.nan]])
     se = [0.0, 0.2 / math.sqrt(3), 2.0 / math.sqrt(3)]  # column 3: one finite seed
-    sigma = optimum._fit_sigma(scores)
+    sigma = analysis._fit_sigma(scores)
     np.testing.assert_allclose(sigma, [se[1], se[1], se[2], se[2]], rtol=1e-12)
-    assert optimum._fit_sigma(np.ones((4, 3))) is None
+    assert analysis._fit_sigma(np.ones((4, 3))) is None
 
 
 def test_cliff_is_where_the_mean_falls_half_way_to_chance_interpolated_in_ln_b():
@@ -165,14 +167,16 @@ def test_cliff_is_where_the_mean_falls_half_way_to_chance_interpolated_in_ln_b()
     that far left of its peak has no cliff on the grid (NaN, flagged)."""
     grid = [2, 4, 8, 16, 32]
     means = np.array([0.1, 0.1, 0.7, 0.9, 0.85])
-    fit = optimum.b_cliff(grid, np.tile(means, (4, 1)), floor=0.1, draws=10)
+    fit = analysis.b_cliff(grid, np.tile(means, (4, 1)), floor=0.1, draws=10)
     assert fit["b_cliff"] == pytest.approx(4 * 2 ** (2 / 3), rel=1e-12) and not fit["below_grid"]
     assert fit["b_cliff_ci95"] == pytest.approx([4 * 2 ** (2 / 3)] * 2, rel=1e-12)  # no seed noise
-    flat = optimum.b_cliff(grid, np.tile([0.8, 0.85, 0.9, 0.88, 0.86], (4, 1)), floor=0.1, draws=10)
+    flat = analysis.b_cliff(
+        grid, np.tile([0.8, 0.85, 0.9, 0.88, 0.86], (4, 1)), floor=0.1, draws=10
+    )
     assert math.isnan(flat["b_cliff"]) and flat["below_grid"]
     diverged = np.tile(means, (4, 1))
     diverged[:, 1] = np.nan  # every seed at B = 4 diverged: as bad as chance, the cliff unchanged
-    assert optimum.b_cliff(grid, diverged, floor=0.1, draws=10)["b_cliff"] == pytest.approx(
+    assert analysis.b_cliff(grid, diverged, floor=0.1, draws=10)["b_cliff"] == pytest.approx(
         4 * 2 ** (2 / 3)
     )
 
@@ -189,7 +193,7 @@ def test_cliff_interval_covers_a_known_cliff():
     covered = 0
     for _ in range(200):
         scores = clean + 0.03 * rng.standard_normal((4, grid.size))
-        lo, hi = optimum.b_cliff(
+        lo, hi = analysis.b_cliff(
             grid, scores, floor=0.1, draws=400, seed=int(rng.integers(1 << 30))
         )["b_cliff_ci95"]
         covered += lo <= 7.0 <= hi

@@ -6,7 +6,7 @@ compiled loop and run together with per-run learning rates and momenta.
 standard error (one initialisation per seed). B_opt is the vertex of a parabola in ln B fitted near
 the best grid point (weighted by each mean's standard error), from test accuracy and from test
 cross-entropy, with a 95% bootstrap interval over seeds; the slope of ln B_opt against ln x gets its
-interval from the same bootstrap (`optimum`). Each curve also gives its small-batch cliff (where
+interval from the same bootstrap (`analysis`). Each curve also gives its small-batch cliff (where
 accuracy is half-way from its peak to chance), g at B_opt and the step per example eps/(B (1 - m))
 at both, to read B_opt against the paper's law (constant g) and the cliff's (constant step).
 `refine` adds batch sizes at 2^(1/2) spacing around each coarse peak. Chosen here (the
@@ -24,10 +24,10 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 from ..runner.sweep import point_hash
-from . import optimum
 
 checks = sim.checks
 
@@ -192,9 +192,9 @@ def optima(rows, variable: str):
     accuracy (`fit`) and from test cross-entropy (`fit_xent`); see `optimum`."""
     result = {}
     for k, (value, (grid, table, sel)) in enumerate(_curves(rows, variable).items()):
-        stats = [_common.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))]
+        stats = [analysis.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))]
         scores = [s[0] if s[2] else -math.inf for s in stats]
-        b_grid, log_sigma, index = _common.optimum_on_grid(grid, scores)
+        b_grid, log_sigma, index = analysis.optimum_on_grid(grid, scores)
         result[value] = dict(
             batch_sizes=grid,
             accuracy=stats,
@@ -203,9 +203,9 @@ def optima(rows, variable: str):
             interior=0 < index < len(grid) - 1,
             diverged_runs=sum(r["diverged"] for r in sel),
             # each curve's bootstrap draws from its own stream (its seeds are its own runs)
-            fit=optimum.b_opt(grid, table["test_accuracy"], maximise=True, seed=k),
-            fit_xent=optimum.b_opt(grid, table["test_xent"], maximise=False, seed=k),
-            cliff=optimum.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k),
+            fit=analysis.b_opt(grid, table["test_accuracy"], maximise=True, seed=k),
+            fit_xent=analysis.b_opt(grid, table["test_xent"], maximise=False, seed=k),
+            cliff=analysis.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k),
             run={q: sel[0]["config"][q] for q in ("lr", "momentum", "n_train")},
         )
     return result
@@ -234,7 +234,8 @@ def _per_value(o, fit, cliff) -> dict:
 
 def refine(rows, cfg: Config) -> list[dict]:
     """Points at 2^(1/2) spacing around the best coarse batch size of every curve (test accuracy),
-    and beyond a best point at the grid's edge (`optimum.refinement`); nothing unless cfg.refine."""
+    and beyond a best point at the grid's edge (`analysis.refinement`); nothing unless
+    cfg.refine."""
     if not cfg.refine:
         return []
     first = cfg.batch_sizes[0]
@@ -249,7 +250,7 @@ def refine(rows, cfg: Config) -> list[dict]:
     for _, sel in sorted(_common.group_rows(coarse, key).items()):
         ((grid, table, _),) = _curves(sel, "lr").values()
         template = sel[0]["config"]
-        for b in optimum.refinement(grid, table["test_accuracy"], template["n_train"]):
+        for b in analysis.refinement(grid, table["test_accuracy"], template["n_train"]):
             extra.append(dict(template, batch_size=b))
     return extra
 
@@ -257,8 +258,8 @@ def refine(rows, cfg: Config) -> list[dict]:
 def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
     """The figure's numbers: per swept value the curve, the best grid point (`b_grid`, ± half a grid
     step) and the continuous B_opt with its bootstrap 95% interval from test accuracy (and from test
-    cross-entropy), the small-batch cliff `b_cliff` (`optimum.b_cliff`) and both in the units of the
-    two candidate laws (`_per_value`); for Figs 5-7 the slope of ln B_opt on ln x with its 95%
+    cross-entropy), the small-batch cliff `b_cliff` (`analysis.b_cliff`) and both in the units of
+    the two candidate laws (`_per_value`); for Figs 5-7 the slope of ln B_opt on ln x with its 95%
     interval, the same for the cliff where every curve has one on the grid (and, for comparison, the
     old least-squares slope through the grid points)."""
     opt = optima(rows, fig.variable)
@@ -293,15 +294,15 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
         x = [fig.transform(v) for v in opt]
         fits = [o["_fits"][0] for o in opt.values()]
         fits_x = [o["_fits"][1] for o in opt.values()]
-        out.update(optimum.slope(x, fits))
-        xent = optimum.slope(x, fits_x)
+        out.update(analysis.loglog_slope_ci(x, fits))
+        xent = analysis.loglog_slope_ci(x, fits_x)
         out.update(slope_xent=xent["slope"], slope_xent_ci95=xent["slope_ci95"])
         cliffs = [o["_fits"][2] for o in opt.values()]
         # a cliff below the grid has no position
         if all(math.isfinite(c["b_cliff"]) for c in cliffs):
-            cl = optimum.slope(x, cliffs, key="b_cliff")
+            cl = analysis.loglog_slope_ci(x, cliffs, key="b_cliff")
             out.update(slope_cliff=cl["slope"], slope_cliff_ci95=cl["slope_ci95"])
-        grid_slope, grid_se = _common.loglog_slope(
+        grid_slope, grid_se = analysis.loglog_slope(
             x,
             [o["b_grid"] for o in out["optima"].values()],
             [o["log_sigma"] for o in out["optima"].values()],

@@ -17,6 +17,7 @@ import numpy as np
 import models
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -111,7 +112,7 @@ def summarize(rows, cfg: Config) -> dict:
         series[random_labels] = {
             "lam": lams,
             **{
-                m: [_common.mean_se([r[m] for r in by_lam[lam]]) for lam in lams]
+                m: [analysis.mean_se([r[m] for r in by_lam[lam]]) for lam in lams]
                 for m in ("train_accuracy", "test_accuracy", "test_xent", "log_evidence_ratio")
             },
         }
@@ -124,7 +125,7 @@ def summarize(rows, cfg: Config) -> dict:
         "true_labels_test_accuracy_peak": max(v[0] for v in true["test_accuracy"]),
         "lam_of_min_test_xent": true["lam"][int(np.argmin(xent))],
         "lam_of_max_evidence": true["lam"][int(np.argmax(ev))],
-        "rank_correlation_evidence_vs_minus_test_xent": _common.spearman(ev, [-x for x in xent]),
+        "rank_correlation_evidence_vs_minus_test_xent": analysis.spearman(ev, [-x for x in xent]),
         "random_labels_evidence_ratio_max": max(v[0] for v in rand["log_evidence_ratio"]),
     }
     return {"series": series, "claims": claims}

@@ -21,6 +21,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -127,10 +128,10 @@ def summarize(rows, cfg: Config) -> dict:
             "steps": sel[0]["steps"],
             **{m: [r[m] for r in sel] for m in ("test_accuracy", "test_xent")},
         }
-        claims[f"B{b}_final_test_accuracy"] = _common.mean_se(
+        claims[f"B{b}_final_test_accuracy"] = analysis.mean_se(
             [r["final_test_accuracy"] for r in sel]
         )
-        claims[f"B{b}_final_test_xent"] = _common.mean_se([r["final_test_xent"] for r in sel])
+        claims[f"B{b}_final_test_xent"] = analysis.mean_se([r["final_test_xent"] for r in sel])
         claims[f"B{b}_max_test_accuracy"] = float(
             np.max(np.mean([r["test_accuracy"] for r in sel], axis=0))
         )

@@ -19,6 +19,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -57,7 +58,7 @@ def _points(rows, source):
             batch_size=k[3],
             steps=k[4],
             g=k[0] * (k[2] / k[3] - 1) / (1 - k[1]),
-            accuracy=_common.mean_se(v),
+            accuracy=analysis.mean_se(v),
         )
         for k, v in out.items()
         if k[3] < k[2]

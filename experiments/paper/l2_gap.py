@@ -20,10 +20,10 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 from . import fig3
-from .optimum import t_widening
 
 checks = sim.checks
 
@@ -81,10 +81,10 @@ def summarize(rows, cfg: Config) -> dict:
     ladder, closed_at, reaches = [], None, None
     reference = final(cfg.l2s[0], cfg.small_batch) if 0.0 in cfg.l2s else None
     for lam in cfg.l2s:
-        small, full, z = _common.welch(final(lam, cfg.small_batch), final(lam, cfg.n_train))
+        small, full, z = analysis.welch(final(lam, cfg.small_batch), final(lam, cfg.n_train))
         entry = dict(l2=lam, mean_loss_l2=lam / cfg.n_train, small=small, full=full, gap_se=z)
         if reference is not None:
-            entry["gap_to_unregularised_small_se"] = z0 = _common.welch(
+            entry["gap_to_unregularised_small_se"] = z0 = analysis.welch(
                 reference, final(lam, cfg.n_train)
             )[2]
             if reaches is None and lam > 0 and math.isfinite(z0) and z0 >= -2:
@@ -116,15 +116,15 @@ def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
     mean = np.array([e["small"][0] - e["full"][0] for e in steps])
 
     def spread(e):
-        return t_widening(e[2]) * e[1]
+        return analysis.t_widening(e[2]) * e[1]
 
     sd = np.array([[spread(e["small"]), spread(e["full"])] for e in steps])
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((draws, len(steps), 2))
     gaps = mean + z[:, :, 0] * sd[:, 0] - z[:, :, 1] * sd[:, 1]
-    boot = np.array([_common.first_fall(log_lams, g, 0.0) for g in gaps])
+    boot = np.array([analysis.first_fall(log_lams, g, 0.0) for g in gaps])
     boot = np.where(np.isnan(boot), math.inf, boot)  # never closes on the ladder: beyond its end
-    centre = _common.first_fall(log_lams, mean, 0.0)
+    centre = analysis.first_fall(log_lams, mean, 0.0)
     # no inf - inf
     low, high = np.percentile(boot, 2.5, method="lower"), np.percentile(boot, 97.5, method="higher")
     j = int(np.searchsorted(log_lams, centre)) if math.isfinite(centre) else None

@@ -11,7 +11,7 @@ log evidence) and answers, with intervals:
   standard error, and the values at the smallest and largest B;
 - does broadness peak where test accuracy peaks: B_opt from test accuracy, from the inverse
   sharpness (the B of the flattest minimum), from the inverse trace and from the evidence, each with
-  its 95% interval (`optimum.b_opt`), side by side;
+  its 95% interval (`analysis.b_opt`), side by side;
 - does sharpness depend on (eps, B, m) through g alone: the collapse number of ln(sharpness) in bins
   of g (as `g-curve` computes it for accuracy), at fixed N and across N;
 - the rank correlation (Spearman) of each measure with test accuracy over all points of a sweep,
@@ -25,9 +25,10 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
-from . import g_curve, optimum
+from . import g_curve
 
 SOURCES = ("fig4", "fig5", "fig6", "fig7")
 MEASURES = ("sharpness", "hessian_trace", "w_norm_sq", "log_evidence")
@@ -100,13 +101,13 @@ def _label(family):
 def _curve_summary(family, curve, k):
     grid, table = curve["batch_sizes"], curve["table"]
     n = family[2]
-    stats = {m: [_common.mean_se(table[m][:, j]) for j in range(len(grid))] for m in table}
-    cliff = optimum.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k)
+    stats = {m: [analysis.mean_se(table[m][:, j]) for j in range(len(grid))] for m in table}
+    cliff = analysis.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k)
     optima = {}
     for m, maximise in MAXIMISE.items():
         if m in table and np.isfinite(table[m]).sum() > 2:
             scores = np.log(table[m]) if m in ("sharpness", "hessian_trace") else table[m]
-            fit = optimum.b_opt(grid, scores, maximise=maximise, seed=k)
+            fit = analysis.b_opt(grid, scores, maximise=maximise, seed=k)
             optima[m] = dict(
                 b_opt=fit["b_opt"],
                 b_opt_ci95=fit["b_opt_ci95"],
@@ -126,7 +127,7 @@ def _curve_summary(family, curve, k):
         ]
         ys = [stats[m][grid.index(b)][0] for b in xs]
         if len(xs) >= 3:
-            slope, se = _common.loglog_slope(xs, ys, 0.0)
+            slope, se = analysis.loglog_slope(xs, ys, 0.0)
             trend[m] = dict(
                 slope=slope, se=se, batch_sizes=xs, low_b=ys[0], high_b=ys[-1], ratio=ys[-1] / ys[0]
             )
@@ -159,12 +160,12 @@ def _spearman_ci(points, measure, draws, rng):
     )
     if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
         return None  # too few points, or a constant measure: no rank correlation
-    rho = _common.spearman(pairs[:, 0], pairs[:, 1])
+    rho = analysis.spearman(pairs[:, 0], pairs[:, 1])
     boot = []
     for _ in range(draws):
         sample = pairs[rng.integers(0, len(pairs), len(pairs))]
         if np.ptp(sample[:, 0]) > 0 and np.ptp(sample[:, 1]) > 0:
-            boot.append(_common.spearman(sample[:, 0], sample[:, 1]))
+            boot.append(analysis.spearman(sample[:, 0], sample[:, 1]))
     low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)
     return dict(rho=rho, ci95=[float(low), float(high)], points=len(pairs))
 
@@ -187,7 +188,7 @@ def _collapse_points(curves, source, measure):
                     batch_size=b,
                     steps=c["steps"],
                     g=c["g"][j],
-                    accuracy=_common.mean_se(np.log(values)),
+                    accuracy=analysis.mean_se(np.log(values)),
                 )
             )
     return out

@@ -19,6 +19,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -128,7 +129,7 @@ def refine(rows, cfg: Config) -> list[dict]:
             and r["config"]["steps"] == cfg.short_steps
             and not r["diverged"]
         ]
-        if small and _common.mean_se(small)[0] > cfg.trains_above:
+        if small and analysis.mean_se(small)[0] > cfg.trains_above:
             s = dict(zip(("activation", "init", "inputs"), setup))
             extra += [
                 _point(cfg, s, b, cfg.long_steps, source) for b in (cfg.small_batch, cfg.n_train)
@@ -150,14 +151,14 @@ def summarize(rows, cfg: Config) -> dict:
             acc[label] = [r["test_accuracy"] for r in runs if not r["diverged"]]
             entry[label] = dict(
                 batch_size=b,
-                test_accuracy=_common.mean_se(acc[label]),
-                test_xent=_common.mean_se([r["test_xent"] for r in runs if not r["diverged"]]),
-                dead=_common.mean_se([r.get(dead_key) for r in runs if not r["diverged"]]),
+                test_accuracy=analysis.mean_se(acc[label]),
+                test_xent=analysis.mean_se([r["test_xent"] for r in runs if not r["diverged"]]),
+                dead=analysis.mean_se([r.get(dead_key) for r in runs if not r["diverged"]]),
                 dead_key=dead_key,
                 diverged=sum(r["diverged"] for r in runs),
                 runs=len(runs),
             )
-        entry["gap_z"] = _common.welch(acc["full"], acc["small"])[2]
+        entry["gap_z"] = analysis.welch(acc["full"], acc["small"])[2]
         table.append(entry)
     trained = [e for e in table if e["steps"] == cfg.long_steps]
     beats = [e for e in trained if e["gap_z"] > 2]

@@ -1,5 +1,5 @@
-"""Helpers shared by the experiments: data, per-seed rows, statistics over seeds, optimal batch
-size, slopes, plotting."""
+"""Helpers shared by the experiments: data, per-seed rows, plotting. The statistics over seeds
+and along curves in B live in `experiments.analysis`."""
 
 import contextlib
 import dataclasses
@@ -253,74 +253,11 @@ def landscape(
     return out
 
 
-def mean_se(values) -> tuple[float, float, int]:
-    """Mean, standard error and count of the finite values."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return math.nan, math.nan, 0
-    se = v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan
-    return float(v.mean()), float(se), int(v.size)
-
-
-def welch(a, b):
-    """mean_se of a and of b, and the difference of the means (b - a) in standard errors,
-    (mean_b - mean_a) / sqrt(se_a^2 + se_b^2): NaN with fewer than two finite values on a side or no
-    spread at all."""
-    sa, sb = mean_se(a), mean_se(b)
-    scale = math.hypot(sa[1], sb[1])
-    z = (sb[0] - sa[0]) / scale if sa[2] > 1 and sb[2] > 1 and scale > 0 else math.nan
-    return sa, sb, z
-
-
 def group_rows(rows, key):
     out = {}
     for row in rows:
         out.setdefault(key(row["config"]), []).append(row)
     return out
-
-
-def first_fall(log_x, y, level):
-    """ln x where y, read in the given order, first falls to `level` or below: linear in ln x
-    between that point and the one before it; -inf where y[0] already is at or below, NaN where no
-    point is."""
-    if y[0] <= level:
-        return -math.inf
-    for j in range(1, len(y)):
-        if y[j] <= level:
-            t = (level - y[j]) / (y[j - 1] - y[j])
-            return float(log_x[j] + t * (log_x[j - 1] - log_x[j]))
-    return math.nan
-
-
-def optimum_on_grid(grid, scores):
-    """Grid value with the highest score, and its uncertainty as a factor: half a grid step either
-    side in log space (the grid spacing is the floor on what a sweep can resolve)."""
-    grid = np.asarray(grid, dtype=float)
-    scores = np.asarray(scores, dtype=float)
-    best = int(np.nanargmax(scores))
-    logs = np.log(grid)
-    left = logs[best] - logs[best - 1] if best > 0 else logs[1] - logs[0]
-    right = logs[best + 1] - logs[best] if best + 1 < len(grid) else left
-    return float(grid[best]), float(0.5 * max(left, right)), best
-
-
-def loglog_slope(x, y, log_sigma):
-    """Least-squares slope of ln y on ln x with its standard error: the larger of the residual-based
-    error and the one implied by the grid uncertainty `log_sigma` (per point, in ln units)."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    sxx = np.sum((lx - lx.mean()) ** 2)
-    slope = float(np.sum((lx - lx.mean()) * (ly - ly.mean())) / sxx)
-    resid = ly - (ly.mean() + slope * (lx - lx.mean()))
-    se_resid = math.sqrt(np.sum(resid**2) / (len(lx) - 2) / sxx) if len(lx) > 2 else 0.0
-    sigma = np.broadcast_to(np.asarray(log_sigma, float), lx.shape)
-    se_grid = math.sqrt(np.sum((lx - lx.mean()) ** 2 * sigma**2)) / sxx
-    return slope, max(se_resid, se_grid)
-
-
-def spearman(a, b) -> float:
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def band(ax, x, values, *, color, label):

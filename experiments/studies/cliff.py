@@ -22,7 +22,7 @@ import numpy as np
 
 import sim
 
-from ..paper import optimum
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -134,7 +134,7 @@ def _half_dead(grid, dead):
     B)."""
     with np.errstate(all="ignore"):
         alive = 1 - np.nanmean(dead, axis=0)
-    ln_b = _common.first_fall(np.log(grid)[::-1], alive[::-1], 0.5)
+    ln_b = analysis.first_fall(np.log(grid)[::-1], alive[::-1], 0.5)
     return math.exp(ln_b) if math.isfinite(ln_b) else math.nan
 
 
@@ -156,7 +156,7 @@ def summarize(rows, cfg: Config) -> dict:
                     for m in names:
                         if row.get(m) is not None:
                             table[m][seeds.index(row["seed"]), j] = row[m]
-        cliff = optimum.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k)
+        cliff = analysis.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k)
         # has the dead fraction settled? its change over the last third of training, per batch size
         settle = []
         if dead_name:
@@ -176,7 +176,7 @@ def summarize(rows, cfg: Config) -> dict:
                 sel[0]["config"]["lr"] * (n / b - 1) / (1 - sel[0]["config"]["momentum"])
                 for b in grid
             ],
-            **{m: [_common.mean_se(table[m][:, j]) for j in range(len(grid))] for m in names},
+            **{m: [analysis.mean_se(table[m][:, j]) for j in range(len(grid))] for m in names},
             dead_key=dead_name,
             dead_settled_change=settle,
             b_cliff=cliff["b_cliff"],
@@ -200,7 +200,7 @@ def summarize(rows, cfg: Config) -> dict:
         sel = [c for c in curves.values() if c["dynamics"] == dynamics and c["refinement"] == r]
         sel.sort(key=lambda c: c["n_train"])
         if len(sel) > 1 and all(math.isfinite(c["b_cliff"]) for c in sel):
-            out["slopes"][f"{dynamics} r={r}"] = optimum.slope(
+            out["slopes"][f"{dynamics} r={r}"] = analysis.loglog_slope_ci(
                 [c["n_train"] for c in sel], sel, key="b_cliff"
             )
     for n in sorted({c["n_train"] for c in curves.values()}):

@@ -17,6 +17,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -115,7 +116,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
         for lr in cfg.lrs:
             xs, ys, es = [], [], []
             for g in cfg.noise_scales:
-                mean, se, _ = _common.mean_se(
+                mean, se, _ = analysis.mean_se(
                     [r["test_accuracy"] for r in stats[(dynamics, g, lr)] if not r["diverged"]]
                 )
                 xs.append(stats[(dynamics, g, lr)][0]["config"]["g"])
@@ -125,7 +126,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
         for g in cfg.noise_scales:
             means, ses = [], []
             for lr in cfg.lrs:
-                m, se, n = _common.mean_se(
+                m, se, n = analysis.mean_se(
                     [r["test_accuracy"] for r in stats[(dynamics, g, lr)] if not r["diverged"]]
                 )
                 if n:

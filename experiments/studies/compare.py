@@ -21,6 +21,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -125,7 +126,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
             "diverged_step": [r["diverged_step"] if r["diverged"] else -1 for r in sel],
             **{m: [r[f"{m}_curve"] for r in sel] for m in sim.METRICS},
             "final": {
-                m: _common.mean_se([r[m] for r in sel if not r["diverged"]]) for m in sim.METRICS
+                m: analysis.mean_se([r[m] for r in sel if not r["diverged"]]) for m in sim.METRICS
             },
         }
     return summary

@@ -35,6 +35,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -154,7 +155,7 @@ def compare(sgd_rows, sde_rows):
     b = [r for r in sde_rows if not r["diverged"]]
     out = dict(diverged=(len(sgd_rows) - len(a), len(sde_rows) - len(b)))
     for m in METRICS:
-        sgd, sde, z = _common.welch([r[m] for r in a], [r[m] for r in b])
+        sgd, sde, z = analysis.welch([r[m] for r in a], [r[m] for r in b])
         out[m] = dict(sgd=sgd[:2], sde=sde[:2], z=z)
     return out
 
@@ -184,8 +185,8 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
     nsr, lam_max = [], []
     for lr in lrs:
         sgd = [r for r in groups[("sgd", 1, lr)] if not r["diverged"]]
-        nsr.append(_common.mean_se([r["nsr"] for r in sgd])[0])
-        lam_max.append(_common.mean_se([r["top_eigenvalue"] for r in sgd])[0])
+        nsr.append(analysis.mean_se([r["nsr"] for r in sgd])[0])
+        lam_max.append(analysis.mean_se([r["top_eigenvalue"] for r in sgd])[0])
     finite_nsr = [(x, y) for x, y in zip(lrs, nsr) if np.isfinite(y)]
     predicted = crossing([x for x, _ in finite_nsr], [y for _, y in finite_nsr])
     summary = dict(

@@ -36,6 +36,7 @@ import numpy as np
 import models
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -273,7 +274,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
         finite = {k: [r for r in v if not r["diverged"]] for k, v in net_rows.items()}
         for name in ("gradient", "isotropic"):
             for m in NET_METRICS:
-                a, b, z = _common.welch(
+                a, b, z = analysis.welch(
                     [r.get(m) for r in finite["sgd"]], [r.get(m) for r in finite[name]]
                 )
                 tests[f"{name} {m}"] = dict(sgd=a, sde=b, z=z)

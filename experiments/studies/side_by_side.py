@@ -18,6 +18,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -144,7 +145,10 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
             if len(a) > 1 and len(b) > 1:
                 stat, pvalue = ks_2samp(a, b)
                 tests[f"{name} {m}"] = dict(
-                    ks=float(stat), p=float(pvalue), sgd=_common.mean_se(a), sde=_common.mean_se(b)
+                    ks=float(stat),
+                    p=float(pvalue),
+                    sgd=analysis.mean_se(a),
+                    sde=analysis.mean_se(b),
                 )
     curves = {
         name: dict(

@@ -23,6 +23,7 @@ import numpy as np
 
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -179,11 +180,11 @@ def _along(rows: list[dict], cfg: Config, finest: dict) -> dict:
                 values = [r[m] for r in by.get((name, k), [])]
                 sgd = [r[m] for r in by.get(("SGD", k), [])]
                 z = (
-                    _common.welch(sgd, values)[2]
+                    analysis.welch(sgd, values)[2]
                     if name != "SGD" and len(values) > 1 and len(sgd) > 1
                     else None
                 )
-                road[m].append(dict(mean_se=_common.mean_se(values), z_sgd=z))
+                road[m].append(dict(mean_se=analysis.mean_se(values), z_sgd=z))
         out["roads"][name] = road
     return out
 
@@ -211,15 +212,15 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
         for m in METRICS:
             values = [r[m] for r in sel if m in r]
             sgd = [r[m] for r in finite["SGD"] if m in r]
-            entry[m] = dict(mean_se=_common.mean_se(values))
+            entry[m] = dict(mean_se=analysis.mean_se(values))
             if name != "SGD" and len(values) > 1 and len(sgd) > 1:
                 stat, pvalue = ks_2samp(sgd, values)
                 entry[m].update(
-                    ks_sgd=float(stat), p_sgd=float(pvalue), z_sgd=_common.welch(sgd, values)[2]
+                    ks_sgd=float(stat), p_sgd=float(pvalue), z_sgd=analysis.welch(sgd, values)[2]
                 )
             for road, ref in finest.items():
                 if name != ref and ref in finite:
-                    entry[m][f"z_{road.lower()}"] = _common.welch(
+                    entry[m][f"z_{road.lower()}"] = analysis.welch(
                         [r[m] for r in finite[ref] if m in r], values
                     )[2]
         table[name] = entry

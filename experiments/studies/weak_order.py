@@ -31,6 +31,7 @@ import numpy as np
 import models
 import sim
 
+from .. import analysis
 from ..runner import common as _common
 from ..runner.contract import Experiment, param
 
@@ -228,7 +229,7 @@ def _quadratic(rows, cfg):
     tail = [(d, e) for d, e in zip(dts, errors) if d * lam_max <= 0.125]
     if len(tail) < 2:
         tail = list(zip(dts, errors))[-2:]
-    slope, _ = _common.loglog_slope([d for d, _ in tail], [e for _, e in tail], 0.0)
+    slope, _ = analysis.loglog_slope([d for d, _ in tail], [e for _, e in tail], 0.0)
     agreement = [
         abs(r["mean_f"] - exact_em(cfg, r["config"]["refinement"])) / r["se_f"] for r in rows
     ]
@@ -272,7 +273,7 @@ def _linear(rows, cfg):
         xs = [dt(r) - dt(cfg.linear_reference) for r, _, _ in errors]
         ys = [abs(e) for _, e, _ in errors]
         sigma = [se / abs(e) if e else 1.0 for _, e, se in errors]
-        slope, slope_se = _common.loglog_slope(xs, ys, sigma)
+        slope, slope_se = analysis.loglog_slope(xs, ys, sigma)
         result["levels"][name] = dict(
             refinements=[r for r, _, _ in errors],
             dt_minus_reference=xs,

@@ -1,5 +1,17 @@
-"""The optimal batch size as a continuous estimate with a bootstrap interval, the slope of ln B_opt
-against ln x with its interval, and the refinement of a coarse grid around each peak.
+"""The statistics of a sweep, one function per quantity: plain NumPy and SciPy on numbers read from
+rows (no JAX, nothing of the runner), for the summaries of `paper/` and `studies/`.
+
+Over seeds: `mean_se` (mean, standard error and count of the finite values), `welch` (two means'
+difference in standard errors), `t_widening` (a t interval's width over a Gaussian one's),
+`spearman` (rank correlation).
+
+Along one curve in B (a score per seed and batch size, NaN for a diverged run): the best grid point
+(`optimum_on_grid`), B_opt (`b_opt`, the vertex of a parabola in ln B, with its interval from the
+multiplier bootstrap over seeds, `multiplier_draws`), the small-batch cliff (`b_cliff`;
+`first_fall`: where a curve first falls to a level) and the batch sizes that refine a coarse grid
+(`refinement`).
+Across curves: the slope of ln y on ln x with its standard error (`loglog_slope`) or with a 95%
+interval from the curves' bootstrap draws (`loglog_slope_ci`).
 
 B_opt of one curve (a score per seed and batch size: test accuracy, to be maximised, or test
 cross-entropy, minimised): the vertex of a weighted least-squares parabola in ln B through the
@@ -12,7 +24,7 @@ is known to +-4), must not drag the vertex of the parabola through the points th
 parabola opens the wrong way, or its vertex leaves the window, the best grid point stands, the
 estimate says so (`method`) and its interval is at least half a grid step either side. The 95%
 interval is a bootstrap over seeds, the whole estimate (grid argmax included) repeated per draw: by
-default the t-calibrated Gaussian multiplier bootstrap (`_multiplier_draws`; the seeds' residual
+default the t-calibrated Gaussian multiplier bootstrap (`multiplier_draws`; the seeds' residual
 curves reweighted together, as they share an initialisation across batch sizes), which covers the
 truth at 95% with 4 seeds where the percentile bootstrap over seeds covers 84% (measured on
 synthetic sweeps, tests/test_optimum.py); `bootstrap="percentile"` resamples seeds with replacement.
@@ -26,7 +38,69 @@ import warnings
 
 import numpy as np
 
-from ..runner.common import first_fall
+
+def mean_se(values) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    se = v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan
+    return float(v.mean()), float(se), int(v.size)
+
+
+def welch(a, b):
+    """mean_se of a and of b, and the difference of the means (b - a) in standard errors,
+    (mean_b - mean_a) / sqrt(se_a^2 + se_b^2): NaN with fewer than two finite values on a side or no
+    spread at all."""
+    sa, sb = mean_se(a), mean_se(b)
+    scale = math.hypot(sa[1], sb[1])
+    z = (sb[0] - sa[0]) / scale if sa[2] > 1 and sb[2] > 1 and scale > 0 else math.nan
+    return sa, sb, z
+
+
+def first_fall(log_x, y, level):
+    """ln x where y, read in the given order, first falls to `level` or below: linear in ln x
+    between that point and the one before it; -inf where y[0] already is at or below, NaN where no
+    point is."""
+    if y[0] <= level:
+        return -math.inf
+    for j in range(1, len(y)):
+        if y[j] <= level:
+            t = (level - y[j]) / (y[j - 1] - y[j])
+            return float(log_x[j] + t * (log_x[j - 1] - log_x[j]))
+    return math.nan
+
+
+def optimum_on_grid(grid, scores):
+    """Grid value with the highest score, and its uncertainty as a factor: half a grid step either
+    side in log space (the grid spacing is the floor on what a sweep can resolve)."""
+    grid = np.asarray(grid, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    best = int(np.nanargmax(scores))
+    logs = np.log(grid)
+    left = logs[best] - logs[best - 1] if best > 0 else logs[1] - logs[0]
+    right = logs[best + 1] - logs[best] if best + 1 < len(grid) else left
+    return float(grid[best]), float(0.5 * max(left, right)), best
+
+
+def loglog_slope(x, y, log_sigma):
+    """Least-squares slope of ln y on ln x with its standard error: the larger of the residual-based
+    error and the one implied by the grid uncertainty `log_sigma` (per point, in ln units)."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    sxx = np.sum((lx - lx.mean()) ** 2)
+    slope = float(np.sum((lx - lx.mean()) * (ly - ly.mean())) / sxx)
+    resid = ly - (ly.mean() + slope * (lx - lx.mean()))
+    se_resid = math.sqrt(np.sum(resid**2) / (len(lx) - 2) / sxx) if len(lx) > 2 else 0.0
+    sigma = np.broadcast_to(np.asarray(log_sigma, float), lx.shape)
+    se_grid = math.sqrt(np.sum((lx - lx.mean()) ** 2 * sigma**2)) / sxx
+    return slope, max(se_resid, se_grid)
+
+
+def spearman(a, b) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
 
 WINDOW = 2.0  # fit within a factor 2 of the best grid point: the peak's two neighbours on a
 # factor-2 grid, four more after refinement at 2^(1/2) spacing
@@ -81,7 +155,7 @@ def t_widening(n):
     return t.ppf(0.975, np.asarray(n) - 1) / norm.ppf(0.975)
 
 
-def _multiplier_draws(scores, rng, draws):
+def multiplier_draws(scores, rng, draws):
     """Seed-mean curves perturbed by Gaussian multipliers on the seeds' residuals, t-calibrated:
     mean + c sum_s g_s r_s / sqrt(n (n - 1)), g_s ~ N(0, 1), r_s = seed s's curve minus the mean.
     The draws' covariance is c^2 times the sample covariance of the mean (ddof = 1), the seeds'
@@ -134,7 +208,7 @@ def b_opt(
         if bootstrap == "percentile":
             means = [np.nanmean(scores[rng.integers(0, n, n)], axis=0) for _ in range(draws)]
         else:
-            means = _multiplier_draws(scores, rng, draws)
+            means = multiplier_draws(scores, rng, draws)
         boot = np.array(
             [_estimate(log_b, m, maximise=maximise, window=window, sigma=sigma)[0] for m in means]
         )
@@ -205,7 +279,7 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
         boot = np.array(
             [
                 _cliff(log_b, m, floor)
-                for m in _multiplier_draws(scores, np.random.default_rng(seed), draws)
+                for m in multiplier_draws(scores, np.random.default_rng(seed), draws)
             ]
         )
     # Draws without a cliff on the grid put it below the smallest B: they count at the grid's edge.
@@ -222,7 +296,7 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
     )
 
 
-def slope(x, curves: list[dict], key: str = "b_opt") -> dict:
+def loglog_slope_ci(x, curves: list[dict], key: str = "b_opt") -> dict:
     """Slope of ln B_opt (or another batch size per curve, `key`) on ln x: the fit through the point
     estimates and a 95% interval from the bootstrap draws (draw k of every curve together; each
     curve's draws come from its own random stream, `b_opt(..., seed=...)`, as its seeds are
