@@ -3,12 +3,15 @@
 import pathlib
 
 
-def load_results(name: str, out="figures"):
+def load_results(name: str, out="results"):
     """The rows of experiment `name` in folder `out` as a pandas DataFrame: one row per point and
     seed, the point's config flattened into columns (`config.lr`, `config.batch_size`, ...), then
     the results (`test_accuracy`, `diverged`, ...). Rows of the same point and seed appear once (the
     first written, as the runner itself reads them). Experiments that share one sweep (fig1 and
-    fig2) share its rows. Missing results: `sim.InputError` saying which command makes them."""
+    fig2) share its rows. Missing results: `sim.InputError` saying which command makes them.
+
+    `out` defaults to where the command line writes (`results/`); the committed reference runs are
+    in `figures/` (quick presets) and `figures/paper/` (paper scale)."""
     import pandas as pd
 
     from .. import registry
