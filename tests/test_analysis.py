@@ -475,7 +475,9 @@ def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
 
     fig5 = rows(0.1, 10, [0.90, 0.91]) + rows(0.2, 20, [0.92, 0.93])
     fig4 = rows(0.1, 10, [0.89, 0.90])
-    summary = g_curve.summarize([], g_curve.Config(), fig4=fig4, fig5=fig5, fig7=[], fig6=[])
+    summary = g_curve.summarize(
+        [], g_curve.Config(), g_curve.Reads(fig4=fig4, fig5=fig5, fig7=[], fig6=[])
+    )
     (only,) = summary["collapse"]["bins"]
     assert only["points"] == 2 and only["families"] == 2
 

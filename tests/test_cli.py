@@ -176,10 +176,10 @@ def _fake(name="fake", refine=None):
     calls = []
 
     @dataclasses.dataclass(frozen=True)
-    class Config:
+    class Config(contract.Config):
         n: int = contract.param(3, help="points")
 
-    def evaluate(points, seeds):
+    def evaluate(run, points, seeds):
         calls.append([p["x"] for p in points])
         return [[{"value": p["x"] + s} for s in seeds] for p in points]
 
@@ -243,7 +243,7 @@ def test_a_run_that_fails_before_its_first_row_leaves_no_trace(tmp_path):
 
     exp, Config, _ = _fake()
 
-    def fail(points, seeds):
+    def fail(run, points, seeds):
         raise models.DataError("no such data")
 
     broken = dataclasses.replace(exp, evaluate=fail)
@@ -397,6 +397,6 @@ def test_batch_sizes_say_what_is_wrong_with_them(batch_sizes, message):
 def test_tiny_measure_end_to_end(tmp_path):
     result = _cli("measure", "--tiny", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    numbers = json.loads((tmp_path / "measure-logistic.json").read_text())
+    numbers = json.loads((tmp_path / "measure.json").read_text())
     assert numbers["evidence"]["method"].startswith("exact") and numbers["train_accuracy"] > 0.9
     assert "log evidence ratio" in result.stdout and "B_simple" in result.stdout

@@ -384,7 +384,7 @@ def test_kill_9_then_resume_equals_uninterrupted(background):
 def test_half_written_row_is_cut_and_recomputed(tmp_path):
     calls = []
 
-    def evaluate(points, seeds):
+    def evaluate(run, points, seeds):
         calls.append([p["x"] for p in points])
         return [[{"value": p["x"] * 10 + s} for s in seeds] for p in points]
 
@@ -401,7 +401,7 @@ def test_half_written_row_is_cut_and_recomputed(tmp_path):
 
 
 def test_changed_config_is_a_new_hash(tmp_path):
-    evaluate = lambda points, seeds: [[{"v": p["x"]} for _ in seeds] for p in points]  # noqa: E731
+    evaluate = lambda run, points, seeds: [[{"v": p["x"]} for _ in seeds] for p in points]  # noqa: E731
     a = run_sweep("toy", tmp_path, [{"x": 1, "lr": 0.1}], seeds=[0], evaluate=evaluate)
     b = run_sweep("toy", tmp_path, [{"x": 1, "lr": 0.2}], seeds=[0], evaluate=evaluate)
     assert (

@@ -68,7 +68,7 @@ def _minima_rows():
 
 
 def test_minima_on_a_constructed_sweep():
-    summary = minima.summarize([], minima.Config(draws=500), fig4=_minima_rows())
+    summary = minima.summarize([], minima.Config(draws=500), minima.Reads(fig4=_minima_rows()))
     (curve,) = summary["sources"]["fig4"]
     acc, ev, sharp = (curve["optima"][m] for m in ("test_accuracy", "log_evidence", "sharpness"))
     for fit in (acc, ev):
@@ -87,7 +87,7 @@ def test_minima_ignores_rows_without_the_landscape():
         dict(r, config={k: v for k, v in r["config"].items() if k != "landscape"})
         for r in _minima_rows()
     ]
-    assert minima.summarize([], minima.Config(draws=100), fig4=rows)["sources"] == {}
+    assert minima.summarize([], minima.Config(draws=100), minima.Reads(fig4=rows))["sources"] == {}
 
 
 def _cliff_rows():

@@ -81,8 +81,8 @@ def _experiment_blocks(path):
 
 
 def _module(code, monkeypatch, name="readme_experiment"):
-    """The experiment module a block defines, importable by name while the test runs (the runner
-    calls its evaluate by name; the CLI reads its docstring)."""
+    """The experiment module a block defines, importable by name while the test runs (the CLI
+    reads its docstring; a worker would import its evaluate from it)."""
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)
     exec(compile(code, f"<{name}>", "exec"), module.__dict__)

@@ -14,7 +14,7 @@ import pytest
 import models
 import sim
 from experiments.paper import batch_size
-from experiments.runner import common
+from experiments.runner import tasks
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_default_setup_keeps_the_point_and_its_hash():
     assert all(
         p["activation"] == "leaky_relu" and p["landscape"] and "init" not in p for p in leaky
     )
-    assert common.setup_of({"activation": "relu", "inputs": "centred"}) == {"inputs": "centred"}
+    assert tasks.setup_of({"activation": "relu", "inputs": "centred"}) == {"inputs": "centred"}
 
 
 def test_landscape_of_a_quadratic_is_its_hessian():
@@ -133,7 +133,7 @@ def test_landscape_of_a_quadratic_is_its_hessian():
     model, data = models.quadratic_problem(
         a, np.eye(4), n_train=40, w0=jnp.asarray([1.0, 2.0, 0.0, -1.0])
     )
-    out = common.landscape(model, data, key=jr.key(0))
+    out = tasks.landscape(model, data, key=jr.key(0))
     assert out["sharpness"] == pytest.approx(3.0, abs=1e-4 + out["sharpness_bound"])
     assert abs(out["hessian_trace"] - 6.5) <= 4 * out["hessian_trace_se"] + 1e-4
     assert out["w_norm_sq"] == pytest.approx(6.0)

@@ -16,7 +16,6 @@ updates than the paper's 10,000, so their optimum is that of a shorter run.
 """
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 
@@ -25,15 +24,15 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
-from ..runner.sweep import point_hash
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import final_row, group_rows
 
 checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lrs: tuple = param((0.1,), checks.positive, help="learning rates eps")
     momenta: tuple = param((0.9,), checks.momentum, help="momenta m")
     n_trains: tuple = param((1000,), checks.integer, low=10, help="training-set sizes N")
@@ -59,7 +58,6 @@ class Config(_common.NetSetup):
         help="add batch sizes at 2^(1/2) spacing around each peak of the coarse grid "
         "(and beyond a peak at its edge): an adaptive grid",
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
     landscape: bool = param(
         False,
         help="also measure each trained net's landscape: top eigenvalue of the "
@@ -92,7 +90,7 @@ class Config(_common.NetSetup):
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     out = []
     for n in cfg.n_trains:
         for lr in cfg.lrs:
@@ -108,7 +106,7 @@ def grid(cfg: Config) -> list[dict]:
                                 steps=cfg.steps_for(lr, n),
                                 l2=cfg.l2,
                                 data=source,
-                                **_common.setup_of(cfg),
+                                **tasks.setup_of(cfg),
                                 **({"landscape": True} if cfg.landscape else {}),
                                 **({"evidence": True} if cfg.landscape and cfg.evidence else {}),
                             )
@@ -116,15 +114,15 @@ def grid(cfg: Config) -> list[dict]:
     return out
 
 
-def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, chunk: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD for a chunk of points of one (N, B, steps), every point and seed side by side in
-    one compiled loop with per-run learning rates and momenta; one row per point and seed."""
-    import jax.random as jr
-
+    one compiled loop with per-run learning rates and momenta; one row per point and seed. The
+    chunk's batches come from its first point's own key (`run.point_key`: the hash of the point
+    under the figure's results name), so each figure's chunks draw their own batches."""
     first = chunk[0]
-    data = _common.net_data(first)
-    nets = [_common.net(first, jr.fold_in(jr.key(0), s)) for s in seeds]
-    key = jr.fold_in(jr.key(1), int(point_hash(experiment, first)[:7], 16))
+    data = tasks.net_data(first)
+    nets = [tasks.net(first, run.keys.init(s)) for s in seeds]
+    key = run.point_key(run.keys.batches, first)
     traj = sim.run_sgd(
         nets * len(chunk),
         data,
@@ -141,13 +139,13 @@ def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[
         per_seed = []
         for j, s in enumerate(seeds):
             r = i * len(seeds) + j
-            row = _common.final_row(traj, r)
+            row = final_row(traj, r)
             if p.get("landscape") and not row["diverged"]:
                 row.update(
-                    _common.landscape(
+                    tasks.landscape(
                         traj.model(r),
                         data,
-                        key=jr.fold_in(jr.key(3), s),
+                        key=run.keys.measure(s),
                         evidence=p.get("evidence", False),
                         l2=p["l2"],
                     )
@@ -157,21 +155,15 @@ def evaluate(experiment: str, chunk: list[dict], seeds: list[int]) -> list[list[
     return out
 
 
-# Importable by name (a worker process or a Ray task imports them): the chunk's key depends on the
-# experiment's name, as it always has, so each figure has its own evaluator.
-step_cost = _common.step_cost
-evaluate_fig4 = functools.partial(evaluate, "fig4")
-evaluate_fig5 = functools.partial(evaluate, "fig5")
-evaluate_fig6 = functools.partial(evaluate, "fig6")
-evaluate_fig7 = functools.partial(evaluate, "fig7")
+step_cost = tasks.step_cost
 
 
 def _curves(rows, variable: str):
     """Per value of `variable`: the batch sizes and the (seeds x B) test accuracy and cross-entropy,
     NaN for a diverged run."""
     out = {}
-    for value, sel in sorted(_common.group_rows(rows, lambda c: c[variable]).items()):
-        by_b = _common.group_rows(sel, lambda c: c["batch_size"])
+    for value, sel in sorted(group_rows(rows, lambda c: c[variable]).items()):
+        by_b = group_rows(sel, lambda c: c["batch_size"])
         grid = sorted(by_b)
         seeds = sorted({r["seed"] for r in sel})
         table = {
@@ -247,7 +239,7 @@ def refine(rows, cfg: Config) -> list[dict]:
     ]
     extra = []
     key = lambda c: (c["lr"], c["momentum"], c["n_train"])  # noqa: E731
-    for _, sel in sorted(_common.group_rows(coarse, key).items()):
+    for _, sel in sorted(group_rows(coarse, key).items()):
         ((grid, table, _),) = _curves(sel, "lr").values()
         template = sel[0]["config"]
         for b in analysis.refinement(grid, table["test_accuracy"], template["n_train"]):
@@ -312,7 +304,7 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
 
 
 def plot(name, title, label, numbers, out, caption, slope_name=None):
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     ncols = 2 if slope_name and "slope" in numbers else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.9), squeeze=False)
     ax = axes[0, 0]
@@ -413,7 +405,7 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
             "B_opt and the cliff's B" if "slope_cliff" in numbers else "optimal batch size B_opt"
         )
         ax2.legend(fontsize=7)
-    _common.save(fig, out, name, numbers, caption)
+    out.save(fig, name, numbers, caption)
 
 
 def report(name, numbers, variable) -> str:
@@ -484,7 +476,7 @@ def _caption(cfg: Config) -> str:
         "interval)"
     )
     return (
-        f"784-800-10 net{_common.setup_label(cfg)}, momentum SGD, {cfg.seeds} seed(s), steps "
+        f"784-800-10 net{tasks.setup_label(cfg)}, momentum SGD, {cfg.seeds} seed(s), steps "
         f"{cfg.steps}"
         + (f" x {cfg.budget_lr:g}/eps" if cfg.budget_lr else "")
         + (f" x N/{cfg.budget_n}" if cfg.budget_n else "")
@@ -520,7 +512,7 @@ def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:
         config=Config,
         presets=presets,
         grid=grid,
-        evaluate=f"{__name__}:evaluate_{fig.name}",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report_,

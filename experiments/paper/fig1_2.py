@@ -18,8 +18,9 @@ import models
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import contract, plotting, pools
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import group_rows
 
 checks = sim.checks
 
@@ -31,7 +32,7 @@ def check_split(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(contract.Config):
     lam_min: float = param(
         1e-2, checks.positive, help="smallest lam (L2 coefficient of the summed cost)"
     )
@@ -44,7 +45,6 @@ class Config:
     seeds: int = param(
         1, checks.integer, help="seeds (each draws the training set and the random labels)"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         if self.lam_max <= self.lam_min:
@@ -55,7 +55,7 @@ class Config:
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     return [
         dict(lam=lam, random_labels=r, n_train=cfg.n_train, split=cfg.split, data=source)
         for r in (False, True)
@@ -63,7 +63,7 @@ def grid(cfg: Config) -> list[dict]:
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """The exact minimum at each point's lam (Newton) for each seed's training set: accuracies,
     cross-entropies and the Laplace log evidence ratio."""
     import jax
@@ -73,7 +73,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         per_seed = []
         for seed in seeds:
             data = models.binary_task(
-                _common.pool(point["data"]),
+                run.pool(point["data"]),
                 split=point["split"],
                 n_train=point["n_train"],
                 random_labels=point["random_labels"],
@@ -107,7 +107,7 @@ def summarize(rows, cfg: Config) -> dict:
     series = {}
     for random_labels in (False, True):
         sel = [r for r in rows if r["config"]["random_labels"] == random_labels]
-        by_lam = _common.group_rows(sel, lambda c: c["lam"])
+        by_lam = group_rows(sel, lambda c: c["lam"])
         lams = sorted(by_lam)
         series[random_labels] = {
             "lam": lams,
@@ -135,7 +135,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
     """fig1.png (accuracies against lam) and fig2.png (test cross-entropy and evidence against
     lam)."""
     series, claims = summary["series"], summary["claims"]
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     caption = (
         f"Linear model, binary task {cfg.split} (N = {cfg.n_train}, embedded MNIST), exact minimum "
         f"per lam (Newton); {cfg.seeds} seed(s); lam grid chosen here: "
@@ -155,9 +155,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
         ax.set_title("random labels" if random_labels else "informative labels")
     axes[0].set_ylabel("accuracy")
     axes[0].legend()
-    _common.save(
+    out.save(
         fig,
-        out,
         "fig1",
         {"series": {str(k): v for k, v in series.items()}, "claims": claims},
         caption,
@@ -184,7 +183,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
     axes[1].axvline(claims["lam_of_max_evidence"], color="C0", ls=":", lw=0.8)
     axes[0].axvline(claims["lam_of_min_test_xent"], color="C0", ls=":", lw=0.8)
     axes[0].legend()
-    _common.save(fig, out, "fig2", {"claims": claims}, caption)
+    out.save(fig, "fig2", {"claims": claims}, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -207,7 +206,7 @@ def _experiment(name: str, summary: str) -> Experiment:
         config=Config,
         presets=PRESETS,
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

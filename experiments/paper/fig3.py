@@ -22,15 +22,15 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
 
 checks = sim.checks
-step_cost = _common.step_cost
+step_cost = tasks.step_cost
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps (the paper: 1)")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     l2: float = param(0.0, checks.non_negative, help="L2 lam in the summed cost C")
@@ -44,14 +44,13 @@ class Config(_common.NetSetup):
     )
     n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
     seeds: int = param(2, checks.integer, help="seeds (one initialisation each)")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("small-batch", self.small_batch, low=1, high=self.n_train)
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     return [
         dict(
             lr=cfg.lr,
@@ -62,21 +61,19 @@ def grid(cfg: Config) -> list[dict]:
             record_every=cfg.record_every,
             n_train=cfg.n_train,
             data=source,
-            **_common.setup_of(cfg),
+            **tasks.setup_of(cfg),
             **({"record_early": True} if cfg.record_early else {}),
         )
         for b in (cfg.small_batch, cfg.n_train)
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD for each point (one batch size, one compile) and each seed: trajectories."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        data = _common.net_data(p)
-        nets = [_common.net(p, jr.fold_in(jr.key(0), s)) for s in seeds]
+        data = tasks.net_data(p)
+        nets = [tasks.net(p, run.keys.init(s)) for s in seeds]
         traj = sim.run_sgd(
             nets,
             data,
@@ -85,7 +82,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
             l2=p["l2"],
             batch_size=p["batch_size"],
             steps=p["steps"],
-            key=jr.fold_in(jr.key(1), p["batch_size"]),
+            key=run.keys.batches(p["batch_size"]),
             record_every=p.get("record_every", p["steps"]),
             record_early=p.get("record_early", False),
         )
@@ -139,7 +136,7 @@ def summarize(rows, cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for b, colour in ((cfg.small_batch, "C0"), (cfg.n_train, "C3")):
         if b not in summary["curves"]:
@@ -147,7 +144,7 @@ def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
         c = summary["curves"][b]
         label = f"B = {b}" + (" (full batch)" if b == cfg.n_train else "")
         for ax, m in zip(axes, ("test_accuracy", "test_xent")):
-            _common.band(ax, np.asarray(c["steps"]), c[m], color=colour, label=label)
+            plotting.band(ax, np.asarray(c["steps"]), c[m], color=colour, label=label)
     axes[0].set_title("test accuracy")
     axes[1].set_title("test cross-entropy")
     for ax in axes:
@@ -160,9 +157,7 @@ def figure(summary: dict, cfg: Config, out, *, name: str) -> None:
         "eps = 1 "
         "kills the net at B = 30 here (fig3-setups): eps = 0.1 is a step ten times smaller."
     )
-    _common.save(
-        fig, out, name, {"claims": summary["claims"], "config": dataclasses.asdict(cfg)}, caption
-    )
+    out.save(fig, name, {"claims": summary["claims"], "config": dataclasses.asdict(cfg)}, caption)
 
 
 def report(summary: dict, cfg: Config, *, name: str) -> str:
@@ -189,7 +184,7 @@ def _experiment(name: str, summary: str, presets: dict) -> Experiment:
         config=Config,
         presets=presets,
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=functools.partial(figure, name=name),
         report=functools.partial(report, name=name),

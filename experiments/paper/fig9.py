@@ -27,16 +27,15 @@ import numpy as np
 import models
 import sim
 
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, Rows, RunContext, param
+from ..runner.keys import KeyRules
+from ..studies import departure
 
 checks = sim.checks
 
 # Momentum SGD that produces the trained states (Figs 3-5's setting).
 TRAIN = dict(lr=0.1, batch_size=30, momentum=0.9)
-# Batch sizes at which the departure study (net, g = 10) finds the SDE tracking SGD and parting from
-# it.
-DEPARTURE_B = {"tracks": 38, "parts": 74}
 QQ_PROBS = (np.arange(200) + 0.5) / 200
 
 
@@ -77,7 +76,7 @@ def _check_sizes(name, value):
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     batch_size: int = param(30, help="the paper's panel: batch size B")
     batch_sizes: tuple = param(
         (1, 2, 4, 8, 16, 32, 64, 128, 256),
@@ -95,10 +94,19 @@ class Config(_common.NetSetup):
     batches: int = param(5000, checks.integer, low=10, help="Monte Carlo batches per batch size")
     n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
     seeds: int = param(2, checks.integer, help="seeds (one initialisation each)")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+    departure_batch_sizes: tuple = param(
+        (38, 74),
+        checks.integer,
+        help="where this folder holds no departure rows of the net: the B at which the SDE tracks "
+        "SGD and the B at which it parts (the departure study's net preset, g = 10: figures/net/)",
+    )
 
     def check(self):
         checks.batch_size(self.batch_size, self.n_train)
+        if len(self.departure_batch_sizes) != 2:
+            raise sim.InputError(
+                "departure-batch-sizes: two batch sizes, where it tracks and parts"
+            )
         for b in self.batch_sizes + self.qq_batch_sizes:
             checks.integer("batch sizes", b, low=1, high=self.n_train - 1)
         if TRAIN["batch_size"] > self.n_train and any(self.train_steps):
@@ -246,31 +254,30 @@ def grid(cfg: Config) -> list[dict]:
             train_steps=tuple(cfg.train_steps),
             batches=cfg.batches,
             n_train=cfg.n_train,
-            data=_common.data_source(cfg.mnist),
-            **_common.setup_of(cfg),
+            data=pools.source(cfg.mnist),
+            **tasks.setup_of(cfg),
         )
     ]
 
 
-def evaluate_points(points, seeds, pool):
-    import jax.random as jr
-
+def evaluate_points(points, seeds, pool, keys: KeyRules = KeyRules()):
+    """The rows of `points` x `seeds` from the data pool `pool`, with the key rules `keys` (a net's
+    initialisation `keys.init(seed)`, its training batches `keys.batches(seed)`, the sampled batches
+    of state i `keys.noise(1000 seed + i)`)."""
     out = []
     for p in points:
         data = models.multiclass_task(pool, n_train=p["n_train"], inputs=p.get("inputs", "pixels"))
         per_seed = []
         for seed in seeds:
-            net = _common.net(p, jr.fold_in(jr.key(0), seed))
+            net = tasks.net(p, keys.init(seed))
             rng = np.random.default_rng(seed)
             row = dict(_paper_panel(net, data, p, rng), states=[])
             for i, steps in enumerate(p["train_steps"]):
                 model = net
                 if steps:
-                    traj = sim.run_sgd(
-                        net, data, steps=steps, key=jr.fold_in(jr.key(1), seed), **TRAIN
-                    )
+                    traj = sim.run_sgd(net, data, steps=steps, key=keys.batches(seed), **TRAIN)
                     model = traj.model(0)
-                state = _shape(model, data, p, jr.fold_in(jr.key(2), 1000 * seed + i), rng)
+                state = _shape(model, data, p, keys.noise(1000 * seed + i), rng)
                 flat, w = sim.FlatModel.split(model)
                 metrics = np.asarray(flat.metrics(w, data))
                 row["states"].append(
@@ -287,8 +294,8 @@ def evaluate_points(points, seeds, pool):
     return out
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    return [evaluate_points([p], seeds, _common.pool(p["data"]))[0] for p in points]
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    return [evaluate_points([p], seeds, run.pool(p["data"]), run.keys)[0] for p in points]
 
 
 def _at(bs, b):
@@ -297,7 +304,25 @@ def _at(bs, b):
     return int(np.argmin(np.abs(np.log(bs) - math.log(b))))
 
 
-def summarize(rows, cfg: Config) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """The departure study's rows, where this folder has them."""
+
+    departure: Rows | None = None
+
+
+def departure_batch_sizes(reads: Reads, cfg: Config) -> dict:
+    """{"tracks": B, "parts": B, "source": ...}: where the departure study's most refined SDE
+    still tracks SGD and where it parts, from its rows of the net in this folder
+    (`departure.where_it_parts`) where there are some, else the config's `departure_batch_sizes`."""
+    found = departure.where_it_parts(reads.departure) if reads.departure else None
+    if found is not None:
+        return dict(found, source="the departure rows of the net in this folder")
+    tracks, parts = cfg.departure_batch_sizes
+    return dict(tracks=tracks, parts=parts, source="departure-batch-sizes")
+
+
+def summarize(rows, cfg: Config, reads: Reads) -> dict:
     """Per state: the exact skewness and excess kurtosis against B on the leading eigenvector of F
     (mean and range over seeds) and the random directions (median and 10-90% range over directions
     and seeds), the
@@ -305,6 +330,7 @@ def summarize(rows, cfg: Config) -> dict:
     JB at each B; the fitted exponent of |skew| against B; the paper panel's claims (first seed's
     samples for the histogram, statistics averaged over seeds)."""
     k = cfg.top_directions
+    where = departure_batch_sizes(reads, cfg)
     bs = list(cfg.batch_sizes)
     states = []
     for i, steps in enumerate(cfg.train_steps):
@@ -333,7 +359,7 @@ def summarize(rows, cfg: Config) -> dict:
         # The sample skewness is biased toward 0 by O(1/n) and, for heavy tails, by more: compared
         # against the exact value in bootstrap standard errors (a diagnostic, not a test).
         mc_error = np.abs(np.abs(mc) - np.abs(skew)) / np.maximum(mc_se, 1e-12)
-        b_tracks, b_parts = (_at(bs, DEPARTURE_B[w]) for w in ("tracks", "parts"))
+        b_tracks, b_parts = (_at(bs, where[w]) for w in ("tracks", "parts"))
         states.append(
             dict(
                 step=steps,
@@ -346,8 +372,8 @@ def summarize(rows, cfg: Config) -> dict:
                 jarque_bera_top=band(jb, True),
                 jarque_bera_random=band(jb, False),
                 mc_vs_exact_max_se=float(mc_error.max()),
-                # Where the departure study finds the SDE tracking SGD (B ~ 38) and parting (B ~
-                # 74):
+                # Where the departure study finds the SDE tracking SGD (B ~ 38 on the net) and
+                # parting (B ~ 74):
                 at_tracks=dict(
                     batch_size=bs[b_tracks],
                     skew_top=float(np.abs(skew[:, 0, b_tracks]).mean()),
@@ -382,11 +408,12 @@ def summarize(rows, cfg: Config) -> dict:
         "states": states,
         "seeds": cfg.seeds,
         "batches": cfg.batches,
+        "departure": where,
     }
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(14, 8))
     _plot_paper(axes[0, 0], summary, cfg)
     for ax, state in zip(axes[0, 1:], (summary["states"][0], summary["states"][-1])):
@@ -413,9 +440,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
         "eigenvector, 10-90% of random "
         f"directions), Q-Q and Jarque-Bera from {summary['batches']} random batches per B."
     )
-    _common.save(
+    out.save(
         fig,
-        out,
         "fig9",
         {k: summary[k] for k in ("claims", "batch_sizes", "states", "seeds", "batches")},
         caption,
@@ -503,7 +529,8 @@ def _plot_moment(ax, summary, bs, key, label, power):
     ax.plot(
         bs, first[0] * bs**-power, color="k", lw=0.7, ls=":", label=f"B^-{power:g} (central limit)"
     )
-    for name, b in DEPARTURE_B.items():
+    for name in ("tracks", "parts"):
+        b = summary["departure"][name]
         ax.axvline(b, color="grey", lw=0.7, ls="--")
         ax.text(
             b,
@@ -548,6 +575,9 @@ def report(summary: dict, cfg: Config) -> str:
         "Fig 9: shape of the batch noise",
         "  paper's panel (one output-bias component): "
         + ", ".join(f"{k} {v:.3g}" for k, v in summary["claims"].items()),
+        "  where the SDE tracks SGD (B = {tracks}) and parts (B = {parts}): from {source}".format(
+            **summary["departure"]
+        ),
     ]
     for s in summary["states"]:
         lines.append(
@@ -592,10 +622,11 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,
+        reads=Reads,
         section="paper",
     ),
 )

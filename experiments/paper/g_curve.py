@@ -20,14 +20,14 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import contract, plotting
+from ..runner.contract import Experiment, Rows, RunContext, param
 
 SOURCES = ("fig4", "fig5", "fig7", "fig6")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(contract.Config):
     bin_factor: float = param(2.0, sim.checks.positive, help="width of a bin in g, as a factor")
     seeds: int = param(1, help="unused: this experiment only reads other experiments' rows")
 
@@ -36,7 +36,7 @@ def grid(cfg: Config) -> list[dict]:
     return []
 
 
-def evaluate(points, seeds):
+def evaluate(run: RunContext, points, seeds):
     return []
 
 
@@ -98,8 +98,19 @@ def _collapse(points, factor):
     )
 
 
-def summarize(rows, cfg: Config, **sources) -> dict:
-    points = {name: _points(sources.get(name, []), name) for name in SOURCES}
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """The batch-size sweeps' rows in this folder: Figs 5-7 needed, Fig 4 where it is there."""
+
+    fig5: Rows
+    fig7: Rows
+    fig6: Rows
+    fig4: Rows | None = None
+
+
+def summarize(rows, cfg: Config, reads: Reads) -> dict:
+    sources = dict(fig4=reads.fig4 or [], fig5=reads.fig5, fig7=reads.fig7, fig6=reads.fig6)
+    points = {name: _points(sources[name], name) for name in SOURCES}
     # A configuration run by two sweeps (Fig 4 is Fig 5's eps = 0.1 series and Fig 7's m = 0.9 one)
     # is one point, taken from one sweep only: its seeds share initialisations with the other's, so
     # two copies would be neither two points of one family nor independent seeds.
@@ -118,7 +129,7 @@ def summarize(rows, cfg: Config, **sources) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     markers = {"fig4": "o", "fig5": "s", "fig7": "^", "fig6": "D"}
     for ax, names, title, key in (
@@ -155,7 +166,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"collapse: spread of point means within bins of g a factor {cfg.bin_factor:g} wide, "
         "against the seeds' standard error."
     )
-    _common.save(fig, out, "g-curve", {k: v for k, v in summary.items() if k != "points"}, caption)
+    out.save(fig, "g-curve", {k: v for k, v in summary.items() if k != "points"}, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -181,12 +192,11 @@ EXPERIMENTS = (
         config=Config,
         presets={"tiny": Config(), "quick": Config(), "paper": Config()},
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,
-        needs=("fig5", "fig7", "fig6"),
-        optional=("fig4",),
+        reads=Reads,
         section="paper",
         seeds=lambda cfg, p: [0],
     ),

@@ -21,7 +21,7 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
+from ..runner import plotting, pools, tasks
 from ..runner.contract import Experiment, param
 from . import fig3
 
@@ -29,7 +29,7 @@ checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lr: float = param(
         0.1,
         checks.positive,
@@ -45,14 +45,13 @@ class Config(_common.NetSetup):
     steps: int = param(1500, checks.integer, help="SGD steps")
     n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
     seeds: int = param(2, checks.integer, low=2, help="seeds (one initialisation each)")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("small-batch", self.small_batch, low=1, high=self.n_train)
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     return [
         dict(
             lr=cfg.lr,
@@ -63,7 +62,7 @@ def grid(cfg: Config) -> list[dict]:
             record_every=cfg.steps,
             n_train=cfg.n_train,
             data=source,
-            **_common.setup_of(cfg),
+            **tasks.setup_of(cfg),
         )
         for lam in cfg.l2s
         for b in (cfg.small_batch, cfg.n_train)
@@ -140,7 +139,7 @@ def crossing(ladder, draws: int = 2000, seed: int = 0) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     lams = [e["l2"] for e in summary["ladder"]]
     # lam = 0 drawn at the left
@@ -176,7 +175,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"{cfg.seeds} seeds (mean ± s.e.); closes where full batch is within 2 s.e. of B = "
         f"{cfg.small_batch}."
     )
-    _common.save(fig, out, "fig8-l2", {k: v for k, v in summary.items()}, caption)
+    out.save(fig, "fig8-l2", {k: v for k, v in summary.items()}, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -226,13 +225,13 @@ EXPERIMENTS = (
             "paper": Config(steps=10000, seeds=4),
         },
         grid=grid,
-        evaluate=f"{fig3.__name__}:evaluate",
+        evaluate=fig3.evaluate,
         summarize=summarize,
         figure=figure,
         report=report,
         shape=lambda p: p["batch_size"],
         chunk_size=1,
         section="paper",
-        cost=_common.step_cost,
+        cost=tasks.step_cost,
     ),
 )

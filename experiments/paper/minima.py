@@ -26,8 +26,9 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import contract, plotting, tasks
+from ..runner.contract import Experiment, Rows, RunContext, param
+from ..runner.rows import group_rows
 from . import g_curve
 
 SOURCES = ("fig4", "fig5", "fig6", "fig7")
@@ -39,7 +40,7 @@ CHANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(contract.Config):
     bin_factor: float = param(
         2.0, sim.checks.positive, help="width of a bin in g for the collapse, as a factor"
     )
@@ -53,7 +54,7 @@ def grid(cfg: Config) -> list[dict]:
     return []
 
 
-def evaluate(points, seeds):
+def evaluate(run: RunContext, points, seeds):
     return []
 
 
@@ -63,7 +64,7 @@ def _family(c):
         c["momentum"],
         c["n_train"],
         c["steps"],
-        *(_common.setup_of(c).get(k, "") for k in ("activation", "init", "inputs")),
+        *(tasks.setup_of(c).get(k, "") for k in ("activation", "init", "inputs")),
     )
 
 
@@ -72,8 +73,8 @@ def _curves(rows):
     sizes and (seeds x B) tables of accuracy and of every measure present."""
     rows = [r for r in rows if r["config"].get("landscape")]
     out = {}
-    for family, sel in sorted(_common.group_rows(rows, _family).items()):
-        by_b = _common.group_rows(sel, lambda c: c["batch_size"])
+    for family, sel in sorted(group_rows(rows, _family).items()):
+        by_b = group_rows(sel, lambda c: c["batch_size"])
         batch_sizes = sorted(by_b)
         seeds = sorted({r["seed"] for r in sel})
         names = ["test_accuracy"] + [m for m in MEASURES if any(m in r for r in sel)]
@@ -194,13 +195,24 @@ def _collapse_points(curves, source, measure):
     return out
 
 
-def summarize(rows, cfg: Config, **sources) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """The batch-size sweeps' rows in this folder, each where it is there."""
+
+    fig4: Rows | None = None
+    fig5: Rows | None = None
+    fig6: Rows | None = None
+    fig7: Rows | None = None
+
+
+def summarize(rows, cfg: Config, reads: Reads) -> dict:
+    sources = dict(fig4=reads.fig4, fig5=reads.fig5, fig6=reads.fig6, fig7=reads.fig7)
     rng = np.random.default_rng(0)
     out = {"sources": {}, "collapse": {}, "rank_correlation": {}}
     fixed_n = {m: [] for m in ("sharpness", "hessian_trace")}
     for name in SOURCES:
         curves = []
-        for k, (family, curve) in enumerate(_curves(sources.get(name, [])).items()):
+        for k, (family, curve) in enumerate(_curves(sources[name] or []).items()):
             s = _curve_summary(family, curve, k)
             s["_table"] = curve["table"]
             curves.append(s)
@@ -247,7 +259,7 @@ def _unique(points):
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     curves = [(name, c) for name, cs in summary["sources"].items() for c in cs]
     if not curves:
         print(
@@ -359,7 +371,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         "seeds; bands: "
         "B_opt of each measure with its 95% interval."
     )
-    _common.save(fig, out, "minima", summary, caption)
+    out.save(fig, "minima", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -414,11 +426,11 @@ EXPERIMENTS = (
         config=Config,
         presets={"tiny": Config(draws=200), "quick": Config(), "paper": Config()},
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,
-        optional=SOURCES,
+        reads=Reads,
         section="paper",
         seeds=lambda cfg, p: [0],
     ),

@@ -20,14 +20,15 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import contract, plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, choice, param
+from ..runner.rows import final_rows, group_rows
 
 checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(contract.Config):
     lr: float = param(1.0, checks.positive, help="learning rate eps (the paper's 1)")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     small_batch: int = param(
@@ -35,12 +36,10 @@ class Config:
     )
     n_train: int = param(1000, checks.integer, low=10, help="training-set size N")
     activations: tuple = param(
-        _common.ACTIVATIONS, _common._choice(_common.ACTIVATIONS), help="hidden activations"
+        tasks.ACTIVATIONS, choice(tasks.ACTIVATIONS), help="hidden activations"
     )
-    inits: tuple = param(_common.INITS, _common._choice(_common.INITS), help="initialisations")
-    inputs: tuple = param(
-        _common.INPUTS, _common._choice(_common.INPUTS), help="input preprocessings"
-    )
+    inits: tuple = param(tasks.INITS, choice(tasks.INITS), help="initialisations")
+    inputs: tuple = param(tasks.INPUTS, choice(tasks.INPUTS), help="input preprocessings")
     short_steps: int = param(500, checks.integer, help="updates of the first pass over every setup")
     long_steps: int = param(
         10000, checks.integer, low=0, help="updates for the setups whose B = 30 trains (0: none)"
@@ -51,7 +50,6 @@ class Config:
     seeds: int = param(
         4, checks.integer, low=2, help="seeds (one initialisation each, shared by both batch sizes)"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("small-batch", self.small_batch, low=1, high=self.n_train - 1)
@@ -66,7 +64,7 @@ def _point(cfg, setup, batch_size, steps, source):
         steps=steps,
         n_train=cfg.n_train,
         data=source,
-        **_common.setup_of(setup),
+        **tasks.setup_of(setup),
     )
 
 
@@ -78,7 +76,7 @@ def _setups(cfg):
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     return [
         _point(cfg, s, b, cfg.short_steps, source)
         for s in _setups(cfg)
@@ -86,16 +84,14 @@ def grid(cfg: Config) -> list[dict]:
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    """Momentum SGD per point over the seeds (initialisation of seed s from fold_in(key(0), s),
-    batches from fold_in(key(1), B), as in Fig 3); final metrics and the dead (or negative)
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    """Momentum SGD per point over the seeds (initialisation of seed s from `run.keys.init(s)`,
+    batches from `run.keys.batches(B)`, as in Fig 3); final metrics and the dead (or negative)
     fraction."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        data = _common.net_data(p)
-        nets = [_common.net(p, jr.fold_in(jr.key(0), s)) for s in seeds]
+        data = tasks.net_data(p)
+        nets = [tasks.net(p, run.keys.init(s)) for s in seeds]
         traj = sim.run_sgd(
             nets,
             data,
@@ -104,24 +100,24 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
             l2=p["l2"],
             batch_size=p["batch_size"],
             steps=p["steps"],
-            key=jr.fold_in(jr.key(1), p["batch_size"]),
+            key=run.keys.batches(p["batch_size"]),
             record_every=p["steps"],
         )
-        out.append(_common.final_rows(traj))
+        out.append(final_rows(traj))
     return out
 
 
 def _setup_key(c):
-    return tuple(c.get(k, _common.SETUP_DEFAULTS[k]) for k in ("activation", "init", "inputs"))
+    return tuple(c.get(k, tasks.SETUP_DEFAULTS[k]) for k in ("activation", "init", "inputs"))
 
 
 def refine(rows, cfg: Config) -> list[dict]:
     """The long budget for every setup whose B = 30 runs trained in the short pass."""
     if not cfg.long_steps:
         return []
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     extra = []
-    for setup, sel in _common.group_rows(rows, _setup_key).items():
+    for setup, sel in group_rows(rows, _setup_key).items():
         small = [
             r["test_accuracy"]
             for r in sel
@@ -142,7 +138,7 @@ def summarize(rows, cfg: Config) -> dict:
     B = N, mean and s.e. over seeds, diverged runs; the gap (B = 30 minus full batch) in s.e."""
     table = []
     key = lambda c: (*_setup_key(c), c["steps"])  # noqa: E731
-    for (activation, init, inputs, steps), sel in sorted(_common.group_rows(rows, key).items()):
+    for (activation, init, inputs, steps), sel in sorted(group_rows(rows, key).items()):
         entry = dict(activation=activation, init=init, inputs=inputs, steps=steps)
         acc = {}
         for label, b in (("small", cfg.small_batch), ("full", cfg.n_train)):
@@ -184,7 +180,7 @@ def summarize(rows, cfg: Config) -> dict:
 
 
 def figure(summary, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     budgets = sorted({e["steps"] for e in summary["table"]})
     fig, axes = plt.subplots(len(budgets), 1, figsize=(14, 3.6 * len(budgets)), squeeze=False)
     for ax, steps in zip(axes[:, 0], budgets):
@@ -224,7 +220,7 @@ def figure(summary, cfg: Config, out) -> None:
         "(other activations) on every training example. Long budget: setups whose small batch "
         "trained."
     )
-    _common.save(fig, out, "fig3-setups", summary, caption)
+    out.save(fig, "fig3-setups", summary, caption)
 
 
 def report(summary, cfg: Config) -> str:
@@ -282,13 +278,13 @@ EXPERIMENTS = (
             "paper": Config(),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         refine=refine,
         summarize=summarize,
         figure=figure,
         report=report,
         chunk_size=1,
         section="paper",
-        cost=_common.step_cost,
+        cost=tasks.step_cost,
     ),
 )

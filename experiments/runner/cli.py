@@ -17,7 +17,7 @@ import pathlib
 import sys
 
 from .. import registry
-from . import common as _common
+from . import timing
 from .contract import flag, validate
 
 OUT = "results"
@@ -248,7 +248,7 @@ def _executor(args, cache: str):
 @contextlib.contextmanager
 def _timing():
     """Yields report() -> "time: ... s wall, of which ... s compiling"."""
-    with _common.timed() as elapsed:
+    with timing.timed() as elapsed:
 
         def report():
             wall, busy = elapsed()
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} exists and is not a folder")
         _check_where(args)
-        mnist = getattr(cfg, "mnist", None)
+        mnist = cfg.mnist
         if mnist is not None or os.environ.get("SGD_SDE_MNIST"):
             load_mnist(mnist)  # a missing or corrupt file fails here, before any output
         from .sweep import prepare, run

@@ -1,7 +1,8 @@
 """The sweep runner shared by every experiment: a grid of points, results appended as JSON lines.
 
-- Each point is a JSON-able dict holding everything that defines it; its hash (with the experiment's
-  name) identifies its rows. A changed config is a different hash, never a silent mix.
+- Each point is a JSON-able dict holding everything that defines it; its hash (with the results
+  name and any key rule changed from the original ones: `contract.point_hash`) identifies its
+  rows. A changed config or key rule is a different hash, never a silent mix.
 - Points run in chunks whose composition depends only on the full grid (points of one shape
   together, `chunk_size` at a time), so a resumed sweep computes exactly the numbers of an
   uninterrupted one. A chunk's rows are appended with one write and an fsync; a crash can leave at
@@ -12,7 +13,8 @@
 """
 
 import contextlib
-import hashlib
+import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -20,13 +22,12 @@ from collections.abc import Callable, Hashable
 
 from models import DataError
 
-from . import common as _common
+from .contract import Evaluate, RunContext, flag, point_hash
+from .keys import KeyRules
+from .outputs import Outputs
 from .progress import Progress
 
-
-def point_hash(experiment: str, point: dict) -> str:
-    text = json.dumps({"experiment": experiment, **point}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+__all__ = ["Results", "driver_lock", "load_rows", "point_hash", "prepare", "run", "run_sweep"]
 
 
 class Results:
@@ -87,7 +88,8 @@ def run_sweep(
     points: list[dict],
     *,
     seeds: list[int] | Callable[[dict], list[int]],
-    evaluate: Callable[[list[dict], list[int]], list[list[dict]]] | str,
+    evaluate: Evaluate,
+    keys: KeyRules = KeyRules(),
     shape: Callable[[dict], Hashable] = lambda point: 0,
     chunk_size: int = 8,
     label: str | None = None,
@@ -95,10 +97,11 @@ def run_sweep(
     cost: Callable[[dict], float] = lambda point: 1.0,
     announce: bool = True,
 ) -> list[dict]:
-    """Run `evaluate(chunk, seeds)` on every chunk of the grid that is not finished; return all rows
-    of the grid (point order, then seed order). `evaluate` returns, per point, one dict of results
-    per seed (with `diverged` and `diverged_step` where a run can diverge); it is a function, or its
-    name "module:function" (needed by worker processes and Ray). `seeds` is one list for every point
+    """Run `evaluate(run, chunk, seeds)` on every chunk of the grid that is not finished, with `run`
+    the `RunContext` of `experiment` (the results name) and `keys`; return all rows of the grid
+    (point order, then seed order). `evaluate` returns, per point, one dict of results per seed
+    (with `diverged` and `diverged_step` where a run can diverge); worker processes and Ray receive
+    it pickled, so there it must be a top-level function. `seeds` is one list for every point
     or a function of the point (points of one chunk share their seeds). `executor`: where chunks run
     (`workers.Serial()` by default, `workers.LocalWorkers(n)`, `workers.RayWorkers(address)`); this
     process alone appends rows, each chunk's as soon as it finishes. `cost(point)`: its relative run
@@ -110,7 +113,8 @@ def run_sweep(
     results = Results(experiment, out)
     results.check()
     done = results.load()
-    hashes = [point_hash(experiment, p) for p in points]
+    context = RunContext(experiment, keys)
+    hashes = [context.point_hash(p) for p in points]
     by_shape: dict[Hashable, list[int]] = {}
     for i, p in enumerate(points):
         by_shape.setdefault((shape(p), tuple(seeds_of(p))), []).append(i)
@@ -147,7 +151,7 @@ def run_sweep(
                 partial[index] = min(fraction, 1.0) * weight[index] * scale
                 advance(finished + sum(partial.values()))
 
-            for index, outputs in executor.run(evaluate, tasks, report):
+            for index, outputs in executor.run(functools.partial(evaluate, context), tasks, report):
                 chunk, (_, chunk_seeds) = todo[index], tasks[index]
                 rows = []
                 for i, per_seed in zip(chunk, outputs):
@@ -229,7 +233,7 @@ def check_data(points: list[dict]) -> None:
     where it has one): `models.check_draw`."""
     import models
 
-    from . import common
+    from . import pools
 
     for source, n_train, split in sorted(
         {
@@ -239,54 +243,56 @@ def check_data(points: list[dict]) -> None:
         },
         key=repr,
     ):
-        models.check_draw(common.pool(source), n_train, split=split)
+        models.check_draw(pools.load(source), n_train, split=split)
 
 
-def prepare(
-    experiment, cfg, out: pathlib.Path, *, preset: str | None = None
-) -> tuple[dict, list[dict]]:
+def prepare(experiment, cfg, out: pathlib.Path, *, preset: str | None = None) -> tuple:
     """What `run` reads before it writes anything: the config's checks, the rows of the experiments
-    this one reads, the grid and the data its points draw. Bad input raises `sim.InputError` or
-    `models.DataError` here, with nothing written. Returns (inputs, points)."""
+    this one reads (`experiment.reads`: a field without default must be there, the others are read
+    where they are), the grid and the data its points draw. Bad input raises `sim.InputError` or
+    `models.DataError` here, with nothing written. Returns (reads, points): an instance of
+    `experiment.reads` (None when it reads nothing) and the points."""
     from .contract import validate
 
     validate(cfg)
     out = pathlib.Path(out)
     Results(experiment.results_name, out).check()
-    inputs = {
-        name: load_rows(name, out, needed_by=experiment.name, preset=preset)
-        for name in experiment.needs
-    }
-    inputs.update(
-        {
-            name: load_rows(name, out)
-            for name in experiment.optional
-            if Results(name, out).path.exists()
-        }
-    )
+    reads = None
+    if experiment.reads is not None:
+        found = {}
+        for field in dataclasses.fields(experiment.reads):
+            name = flag(field.name)
+            if field.default is dataclasses.MISSING:
+                found[field.name] = load_rows(name, out, needed_by=experiment.name, preset=preset)
+            elif Results(name, out).path.exists():
+                found[field.name] = load_rows(name, out)
+        reads = experiment.reads(**found)
     points = experiment.grid(cfg)
     check_data(points)
-    return inputs, points
+    return reads, points
 
 
 def _resume_note(experiment, cfg, out: pathlib.Path, points: list[dict]) -> str | None:
     """The first line of a run that finds rows in its file: how many of its points are there (the
     refinements they imply included), whether it resumes or only redraws, and how to recompute."""
     name = experiment.results_name
+    context = experiment.context
     results = Results(name, out)
     done = results.load()
     if not done:
         return None
     known = list(points)
     for round_ in range(9):  # the points `run` would reach without computing anything new
-        hashes = [point_hash(name, p) for p in known]
+        hashes = [context.point_hash(p) for p in known]
         complete = [
             all((h, s) in done for s in experiment.seeds(cfg, p)) for h, p in zip(hashes, known)
         ]
         if not all(complete) or not experiment.refine or round_ == 8:
             break
         rows = [done[(h, s)] for h, p in zip(hashes, known) for s in experiment.seeds(cfg, p)]
-        extra = [p for p in experiment.refine(rows, cfg) if point_hash(name, p) not in set(hashes)]
+        extra = [
+            p for p in experiment.refine(rows, cfg) if context.point_hash(p) not in set(hashes)
+        ]
         if not extra:
             break
         known += extra
@@ -311,15 +317,16 @@ def run(
     *,
     executor=None,
     preset: str | None = None,
-    prepared: tuple[dict, list[dict]] | None = None,
+    prepared: tuple | None = None,
 ) -> dict:
     """All stages of one experiment (`contract.Experiment`) on a validated config: the grid, the
     sweep (resumable, rows in OUT/<results name>.jsonl; chunks where `executor` runs them), the
-    summary, the figure; prints the report and returns the summary. `prepared`: what `prepare`
+    summary (with the rows it reads), the figure (through `Outputs.of(out, preset)`); prints the
+    report and returns the summary. `prepared`: what `prepare`
     returned for these arguments (the command line prepares first, so that bad input fails before
     JAX is imported)."""
     out = pathlib.Path(out)
-    inputs, points = (
+    reads, points = (
         prepared if prepared is not None else prepare(experiment, cfg, out, preset=preset)
     )
     points = list(points)
@@ -335,6 +342,7 @@ def run(
                 points,
                 seeds=lambda p: experiment.seeds(cfg, p),
                 evaluate=experiment.evaluate,
+                keys=experiment.keys,
                 shape=experiment.shape,
                 chunk_size=experiment.chunk_size,
                 executor=executor,
@@ -345,28 +353,23 @@ def run(
         rows = sweep(points)
         # an adaptive grid: refine until nothing is new
         for _ in range(8 if experiment.refine else 0):
-            known = {point_hash(experiment.results_name, p) for p in points}
+            known = {experiment.context.point_hash(p) for p in points}
             extra = [
                 p
                 for p in experiment.refine(rows, cfg)
-                if point_hash(experiment.results_name, p) not in known
+                if experiment.context.point_hash(p) not in known
             ]
             if not extra:
                 break
             points += extra
             rows += sweep(extra)
-    summary = (
-        experiment.summarize(rows, cfg, **inputs) if inputs else experiment.summarize(rows, cfg)
-    )
+    if experiment.reads is None:
+        summary = experiment.summarize(rows, cfg)
+    else:
+        summary = experiment.summarize(rows, cfg, reads)
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)
-        label = (
-            experiment.name
-            if preset in (None, "tiny", "quick", "paper")
-            else f"{experiment.name}-{preset}"
-        )
-        with _common.outputs_named(experiment.name, label):
-            experiment.figure(summary, cfg, out)
+        experiment.figure(summary, cfg, Outputs.of(out, preset))
     print(experiment.report(summary, cfg))
     return summary
 

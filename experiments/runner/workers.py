@@ -1,41 +1,34 @@
 """Where the chunks of a sweep run: in this process, in local worker processes, or as Ray tasks.
 
-Every executor takes the experiment's evaluate function BY NAME ("module:function", importable in a
-fresh process or on another machine) and chunks of (points, seeds); it yields (chunk index, outputs)
-as chunks finish, and reports progress inside a chunk as (chunk index, fraction done). The driver
-alone writes rows. A chunk's numbers depend only on its points and seeds (every key is derived from
+Every executor takes a job, `job(points, seeds) -> outputs` (the experiment's evaluate bound to its
+run context: `functools.partial(evaluate, run)`), and chunks of (points, seeds); it yields (chunk
+index, outputs) as chunks finish, and reports progress inside a chunk as (chunk index, fraction
+done). Worker processes and Ray tasks receive the job pickled: a top-level evaluate pickles by
+reference (its module is imported there), so any experiment module of the checkout runs anywhere; a
+lambda or a nested function runs in-process only. The driver alone writes rows.
+A chunk's numbers depend only on its points and seeds (every key is derived from
 them), so where and in which order chunks run never changes a number.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
 import multiprocessing
 import os
+import pickle
 import queue as queue_module
 from collections.abc import Callable, Iterator
 
 Task = tuple[list[dict], list[int]]
+Job = Callable[[list[dict], list[int]], list[list[dict]]]
 
 
-def resolve(name: str | Callable) -> Callable:
-    """The evaluate function a name "module:function" stands for (a function is itself: in-process
-    only)."""
-    if callable(name):
-        return name
-    module, function = name.split(":")
-    return getattr(importlib.import_module(module), function)
-
-
-def _evaluate_with_progress(
-    name: str, index: int, task: Task, report: Callable[[int, float], None]
-):
+def _evaluate_with_progress(job: Job, index: int, task: Task, report: Callable[[int, float], None]):
     import sim
 
     points, seeds = task
     with sim.on_progress(lambda done, total: report(index, done / max(total, 1))):
-        return resolve(name)(points, seeds)
+        return job(points, seeds)
 
 
 class Serial:
@@ -49,9 +42,9 @@ class Serial:
     def __exit__(self, *exc):
         return False
 
-    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+    def run(self, job: Job, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
         for index, task in enumerate(tasks):
-            yield index, _evaluate_with_progress(name, index, task, report)
+            yield index, _evaluate_with_progress(job, index, task, report)
 
 
 # ---- local worker processes -------------------------------------------------------------------
@@ -91,8 +84,18 @@ def _report_to_queue(index, fraction):
     _queue.put((index, fraction))
 
 
-def _work(name: str, index: int, task: Task):
-    return _evaluate_with_progress(name, index, task, _report_to_queue)
+def _work(job: Job, index: int, task: Task):
+    return _evaluate_with_progress(job, index, task, _report_to_queue)
+
+
+def _check_picklable(job: Job) -> None:
+    """Refuse, before any worker starts on it, a job a worker cannot receive."""
+    try:
+        pickle.dumps(job)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        raise TypeError(
+            f"worker processes need a top-level evaluate function (pickled by reference): {err}"
+        ) from None
 
 
 def assignments(workers: int, gpus: int, available: list[int], cores_per_worker: int | None = None):
@@ -169,10 +172,9 @@ class LocalWorkers:
                 return
             report(index, fraction)
 
-    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
-        if not isinstance(name, str):
-            raise TypeError("worker processes need evaluate as a name 'module:function'")
-        futures = {self.pool.submit(_work, name, i, task): i for i, task in enumerate(tasks)}
+    def run(self, job: Job, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+        _check_picklable(job)
+        futures = {self.pool.submit(_work, job, i, task): i for i, task in enumerate(tasks)}
         while futures:
             finished, _ = cf.wait(futures, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             self._drain(report)
@@ -260,17 +262,17 @@ class RayWorkers:
             self._head_pipe.close()
             self._head = None
 
-    def run(self, name: str, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
+    def run(self, job: Job, tasks: list[Task], report) -> Iterator[tuple[int, list]]:
         import ray
 
-        from . import common
+        from . import pools as _pools
 
         sources = sorted({p["data"] for points, _ in tasks for p in points if "data" in p})
-        pools = {s: ray.put(common.pool(s)) for s in sources}
+        pools = {s: ray.put(_pools.load(s)) for s in sources}
         remote = ray.remote(num_cpus=1)(_ray_work)
         settings = jax_settings()
         refs = {
-            remote.remote(name, task, {s: pools[s] for s in sources}, self.cache_dir, settings): i
+            remote.remote(job, task, {s: pools[s] for s in sources}, self.cache_dir, settings): i
             for i, task in enumerate(tasks)
         }
         while refs:
@@ -296,15 +298,15 @@ def _hold_local_ray(num_cpus: int | None, conn) -> None:
     ray.shutdown()
 
 
-def _ray_work(name: str, task: Task, pool_refs: dict, cache_dir: str | None, settings: dict):
+def _ray_work(job: Job, task: Task, pool_refs: dict, cache_dir: str | None, settings: dict):
     import ray
 
-    from . import common
+    from . import pools
 
     for source, ref in pool_refs.items():
-        common.provide_pool(source, ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref)
+        pools.provide(source, ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref)
     _init_worker(None, cache_dir, None, settings)
-    return resolve(name)(*task)
+    return job(*task)
 
 
 def default_workers() -> int:

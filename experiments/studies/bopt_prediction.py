@@ -15,14 +15,15 @@ import math
 import sim
 
 from ..paper import batch_size as _batch_size
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, Rows, RunContext, param
+from ..runner.rows import diagnostics_of
 
 checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps of the measured run")
     momentum: float = param(0.9, checks.momentum, help="momentum m of the measured run")
     batch_size: int = param(30, checks.integer, help="batch size B of the measured run")
@@ -34,7 +35,8 @@ class Config(_common.NetSetup):
         help="SGD steps at which the noise scales are measured, increasing",
     )
     probes: int = param(10, checks.integer, low=2, help="Gaussian probes for B_noise")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+    seeds: int = param(1, help="unused: one measured run (seed 0)")
+    seeds: int = param(1, help="unused: one measured run (seed 0)")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
@@ -51,22 +53,20 @@ def grid(cfg: Config) -> list[dict]:
             n_train=cfg.n_train,
             checkpoints=list(cfg.checkpoints),
             probes=cfg.probes,
-            data=_common.data_source(cfg.mnist),
-            **_common.setup_of(cfg),
+            data=pools.source(cfg.mnist),
+            **tasks.setup_of(cfg),
         )
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Momentum SGD from each seed's initialisation; B_simple and B_noise at every checkpoint."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        data = _common.net_data(p)
+        data = tasks.net_data(p)
         per_seed = []
         for seed in seeds:
-            model = _common.net(p, jr.fold_in(jr.key(0), seed))
+            model = tasks.net(p, run.keys.init(seed))
             done, values, dead = 0, [], {}
             for k, target in enumerate(p["checkpoints"]):
                 if target > done:
@@ -77,11 +77,11 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                         momentum=p["momentum"],
                         batch_size=p["batch_size"],
                         steps=target - done,
-                        key=jr.fold_in(jr.key(1), k),
+                        key=run.keys.batches(k),
                         record_every=target - done,
                     )
-                    model, done, dead = traj.model(0), target, _common.diagnostics_of(traj, 0)
-                ns = sim.critical_batch_size(model, data, key=jr.key(k), probes=p["probes"])
+                    model, done, dead = traj.model(0), target, diagnostics_of(traj, 0)
+                ns = sim.critical_batch_size(model, data, key=run.keys.plain(k), probes=p["probes"])
                 values.append(
                     dict(
                         step=target,
@@ -96,9 +96,17 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     return out
 
 
-def summarize(rows: list[dict], cfg: Config, *, fig5: list[dict]) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """Fig 5's rows in this folder."""
+
+    fig5: Rows
+
+
+def summarize(rows: list[dict], cfg: Config, reads: Reads) -> dict:
     """B_opt per eps from Fig 5's rows, the paper's rule with g_opt fitted at the middle eps, and
     the log errors of both predictions (B_simple at the last checkpoint)."""
+    fig5 = reads.fig5
     opt = _batch_size.optima(fig5, "lr")
     along = rows[0]["along_training"]
     lrs = sorted(opt)
@@ -125,7 +133,7 @@ def summarize(rows: list[dict], cfg: Config, *, fig5: list[dict]) -> dict:
 
 def figure(summary: dict, cfg: Config, out) -> None:
     table, along, g_opt = summary["table"], summary["along_training"], summary["g_opt"]
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     axes[0].plot([a["step"] for a in along], [a["b_simple"] for a in along], "o-", label="B_simple")
     axes[0].errorbar(
@@ -165,7 +173,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         "tested "
         "at the other eps); B_simple exact from per-example gradients."
     )
-    _common.save(fig, out, "bopt-prediction", summary, caption)
+    out.save(fig, "bopt-prediction", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -194,12 +202,12 @@ EXPERIMENTS = (
         config=Config,
         presets={"tiny": Config(n_train=100, checkpoints=(0, 10), probes=2), "quick": Config()},
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,
         seeds=lambda cfg, point: [0],
-        needs=("fig5",),
+        reads=Reads,
         section="studies",
     ),
 )

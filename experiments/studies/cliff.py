@@ -23,15 +23,16 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import final_row, group_rows
 
 checks = sim.checks
 CHANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
     n_trains: tuple = param((500, 1000), checks.integer, low=10, help="training-set sizes N")
@@ -48,7 +49,6 @@ class Config(_common.NetSetup):
     seeds: int = param(
         2, checks.integer, low=2, help="seeds (one initialisation each, shared by SGD and SDE)"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         if len(set(self.batch_sizes)) < 2:
@@ -60,7 +60,7 @@ class Config(_common.NetSetup):
 
 
 def grid(cfg: Config) -> list[dict]:
-    source = _common.data_source(cfg.mnist)
+    source = pools.source(cfg.mnist)
     record_every = max(1, cfg.steps // cfg.records)
     points = []
     for n in cfg.n_trains:
@@ -83,23 +83,21 @@ def grid(cfg: Config) -> list[dict]:
                         record_every=record_every,
                         g=sim.noise_scale(cfg.lr, n, b, cfg.momentum),
                         data=source,
-                        **_common.setup_of(cfg),
+                        **tasks.setup_of(cfg),
                         **({"landscape": True} if cfg.landscape else {}),
                     )
                 )
     return points
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Each point: SGD or its SDE over the seeds (one compiled loop); per seed the final metrics,
     the dead fraction along training, and the landscape at the end."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        traj, data = _common.train(
+        traj, data = tasks.train(
+            run,
             p,
-            _common.pool(p["data"]),
             seeds,
             sde=dict(scheme="semi-implicit", refinement=p["refinement"]),
             lr=p["lr"],
@@ -111,7 +109,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         )
         rows = []
         for s, seed in enumerate(seeds):
-            row = _common.final_row(
+            row = final_row(
                 traj,
                 s,
                 record_steps=traj.steps.tolist(),
@@ -119,7 +117,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                 **{f"{k}_curve": v[s].tolist() for k, v in traj.diagnostics.items()},
             )
             if p.get("landscape") and not row["diverged"]:
-                row.update(_common.landscape(traj.model(s), data, key=jr.fold_in(jr.key(3), seed)))
+                row.update(tasks.landscape(traj.model(s), data, key=run.keys.measure(seed)))
             rows.append(row)
         out.append(rows)
     return out
@@ -141,8 +139,8 @@ def _half_dead(grid, dead):
 def summarize(rows, cfg: Config) -> dict:
     curves = {}
     key = lambda c: (c["dynamics"], c["refinement"], c["n_train"])  # noqa: E731
-    for k, ((dynamics, r, n), sel) in enumerate(sorted(_common.group_rows(rows, key).items())):
-        by_b = _common.group_rows(sel, lambda c: c["batch_size"])
+    for k, ((dynamics, r, n), sel) in enumerate(sorted(group_rows(rows, key).items())):
+        by_b = group_rows(sel, lambda c: c["batch_size"])
         grid = sorted(by_b)
         seeds = sorted({row["seed"] for row in sel})
         dead_name = _dead_key(sel)
@@ -192,7 +190,7 @@ def summarize(rows, cfg: Config) -> dict:
         "steps": cfg.steps,
         "lr": cfg.lr,
         "momentum": cfg.momentum,
-        "setup": _common.setup_of(cfg) or "default",
+        "setup": tasks.setup_of(cfg) or "default",
         "slopes": {},
         "same_n": {},
     }
@@ -219,7 +217,7 @@ def summarize(rows, cfg: Config) -> dict:
 
 
 def figure(summary, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     curves = summary["curves"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ns = sorted({c["n_train"] for c in curves.values()})
@@ -303,18 +301,18 @@ def figure(summary, cfg: Config, out) -> None:
         for k, v in summary["slopes"].items()
     )
     caption = (
-        f"784-800-10 net{_common.setup_label(cfg)}, eps = {cfg.lr}, m = {cfg.momentum}, "
+        f"784-800-10 net{tasks.setup_label(cfg)}, eps = {cfg.lr}, m = {cfg.momentum}, "
         f"{cfg.steps} updates, "
         f"{max(c['seeds'] for c in curves.values())} seeds; SDE semi-implicit with exact noise g "
         "F at the "
         f"same g. Dead: inactive on every training example. {slopes}"
     )
-    _common.save(fig, out, "cliff", summary, caption)
+    out.save(fig, "cliff", summary, caption)
 
 
 def report(summary, cfg: Config) -> str:
     lines = [
-        f"cliff: eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} updates{_common.setup_label(cfg)}",
+        f"cliff: eps = {cfg.lr}, m = {cfg.momentum}, {cfg.steps} updates{tasks.setup_label(cfg)}",
         f"  {'run':<18}{'B_cliff [95%]':>26}{'B half dead':>13}  accuracy by B (dead fraction)",
     ]
     for name, c in summary["curves"].items():
@@ -358,7 +356,7 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -18,16 +18,17 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import diagnostics_of
 
 checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     model: str = param(
-        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
+        "logistic", tasks.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
     )
     lrs: tuple = param((0.05, 0.1, 0.2, 0.4), checks.positive, help="learning rates eps")
     noise_scales: tuple = param((1.0, 4.0, 16.0), checks.positive, help="target noise scales g")
@@ -40,19 +41,18 @@ class Config(_common.NetSetup):
     seeds: int = param(
         8, checks.integer, low=2, help="seeds (one initialisation each, shared by all points)"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
 
 def grid(cfg: Config) -> list[dict]:
     """Per dynamics, target g and eps: B = N / (g (1 - m)/eps + 1) rounded into [1, N], steps = T N
     / eps."""
     base = dict(
-        **_common.setup_of(cfg),
+        **tasks.setup_of(cfg),
         model=cfg.model,
         momentum=cfg.momentum,
         l2=cfg.l2,
         n_train=cfg.n_train,
-        data=_common.data_source(cfg.mnist),
+        data=pools.source(cfg.mnist),
     )
     points = []
     for dynamics in ("sgd", "sde"):
@@ -74,12 +74,12 @@ def grid(cfg: Config) -> list[dict]:
     return points
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     out = []
     for p in points:
-        traj, _ = _common.train(
+        traj, _ = tasks.train(
+            run,
             p,
-            _common.pool(p["data"]),
             seeds,
             sde=dict(scheme="semi-implicit"),
             lr=p["lr"],
@@ -95,7 +95,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                     test_accuracy=float(traj.test_accuracy[s, -1]),
                     test_xent=float(traj.test_xent[s, -1]),
                     diverged=bool(traj.diverged[s]),
-                    **_common.diagnostics_of(traj, s),
+                    **diagnostics_of(traj, s),
                     diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
                 )
                 for s in range(len(seeds))
@@ -144,7 +144,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
     for ax, dynamics in zip(axes, ("sgd", "sde")):
         for k, p in enumerate(summary["points"][dynamics]):
@@ -167,7 +167,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"{cfg.model}, N = {cfg.n_train}, m = {cfg.momentum}, lam = {cfg.l2}, {cfg.seeds} seeds; "
         "B = N/(g(1-m)/eps + 1) rounded; equal SDE time for every point."
     )
-    _common.save(fig, out, "collapse", {"summary": summary["summary"]}, caption)
+    out.save(fig, "collapse", {"summary": summary["summary"]}, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -205,7 +205,7 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -15,15 +15,15 @@ counts their steps): each row holds one seed's recorded curves and final values.
 """
 
 import dataclasses
-import json
 
 import numpy as np
 
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import final_rows
 
 checks = sim.checks
 
@@ -34,7 +34,7 @@ def check_scheme(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     lr: float = param(0.1, checks.positive, help="learning rate eps")
     batch_size: int = param(30, help="batch size B, in [1, N]")
     momentum: float = param(0.9, checks.momentum, help="momentum m")
@@ -56,7 +56,6 @@ class Config(_common.NetSetup):
         "metrics move fastest)",
     )
     seed: int = param(0, help="master seed (data draw, initialisations, noise keys)")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
@@ -75,8 +74,8 @@ def grid(cfg: Config) -> list[dict]:
         record_every=cfg.record_every,
         **({"record_early": True} if cfg.record_early else {}),
         seed=cfg.seed,
-        data=_common.data_source(cfg.mnist),
-        **_common.setup_of(cfg),
+        data=pools.source(cfg.mnist),
+        **tasks.setup_of(cfg),
     )
     return [
         dict(base, dynamics="sgd"),
@@ -84,17 +83,17 @@ def grid(cfg: Config) -> list[dict]:
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Each point's dynamics over all its seeds at once (the seeds share one compiled run, as the
     point's n_seeds says); one row per seed: final values and the recorded curves."""
     import jax.random as jr
 
     out = []
     for p in points:
-        data = _common.net_data(p, seed=p["seed"])
-        init_key, sgd_key, sde_key = jr.split(jr.key(p["seed"]), 3)
+        data = tasks.net_data(p, seed=p["seed"])
+        init_key, sgd_key, sde_key = jr.split(run.keys.plain(p["seed"]), 3)
         keys = jr.split(init_key, p["n_seeds"])
-        nets = [_common.net(p, keys[s], width=p["width"]) for s in seeds]
+        nets = [tasks.net(p, keys[s], width=p["width"]) for s in seeds]
         common = dict(
             lr=p["lr"],
             batch_size=p["batch_size"],
@@ -111,7 +110,7 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                 nets, data, key=sde_key, refinement=p["refinement"], scheme=p["scheme"], **common
             )
         curves = {f"{m}_curve": traj.metric(m).tolist() for m in sim.METRICS}
-        out.append(_common.final_rows(traj, steps=[traj.steps.tolist()] * len(seeds), **curves))
+        out.append(final_rows(traj, steps=[traj.steps.tolist()] * len(seeds), **curves))
     return out
 
 
@@ -133,7 +132,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     titles = {
         "train_loss": "train cross-entropy",
@@ -145,7 +144,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
             s = summary[dynamics]
             values = np.array([v for v, d in zip(s[name], s["diverged_step"]) if d < 0])
             if values.shape[0]:
-                _common.band(ax, s["steps"], values, color=colour, label=dynamics.upper())
+                plotting.band(ax, s["steps"], values, color=colour, label=dynamics.upper())
         ax.set_xscale("symlog", linthresh=10)
         ax.set_xlabel("SGD step, SDE at the same time (log scale beyond 10)")
         ax.set_title(titles[name])
@@ -157,16 +156,12 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"m={cfg.momentum}, N={cfg.n_train}, {cfg.seeds} seeds (mean ± s.e.)",
         fontsize=10,
     )
-    fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=110)
-    plt.close(fig)
     numbers = {"config": dataclasses.asdict(cfg), "noise_scale": summary["noise_scale"]}
     for dynamics in ("sgd", "sde"):
         numbers[dynamics] = {
             k: summary[dynamics][k] for k in ("steps", "diverged_step", *sim.METRICS)
         }
-    (out / "compare.json").write_text(json.dumps(numbers, indent=1, allow_nan=True))
-    print(f"wrote {out / 'compare.png'} and {out / 'compare.json'}")
+    out.save(fig, "compare", numbers)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -204,7 +199,7 @@ EXPERIMENTS = (
             "quick": Config(),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -36,17 +36,18 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import diagnostics_of, group_rows
 
 checks = sim.checks
 METRICS = ("train_loss", "test_accuracy", "test_xent")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     model: str = param(
-        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (784-800-10)"
+        "logistic", tasks.check_model, help="'logistic' (binary task) or 'net' (784-800-10)"
     )
     noise_scale: float = param(4.0, checks.positive, help="the fixed noise scale g = eps (N/B - 1)")
     lrs: tuple = param(
@@ -68,7 +69,6 @@ class Config(_common.NetSetup):
     threshold: float = param(
         3.0, checks.positive, help="a metric parts beyond this many standard errors"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         if len(self.lrs) < 2 or list(self.lrs) != sorted(set(self.lrs)):
@@ -92,11 +92,11 @@ class Config(_common.NetSetup):
 def grid(cfg: Config) -> list[dict]:
     """SGD on every rung, then the SDE at each refinement on every rung."""
     base = dict(
-        **_common.setup_of(cfg),
+        **tasks.setup_of(cfg),
         model=cfg.model,
         l2=cfg.l2,
         n_train=cfg.n_train,
-        data=_common.data_source(cfg.mnist),
+        data=pools.source(cfg.mnist),
     )
     rungs = cfg.rungs()
     points = [dict(base, dynamics="sgd", refinement=1, **q) for q in rungs]
@@ -105,15 +105,13 @@ def grid(cfg: Config) -> list[dict]:
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Final metrics per seed; at SGD's final parameters also B_simple, NSR_B and lambda_max."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        traj, data = _common.train(
+        traj, data = tasks.train(
+            run,
             p,
-            _common.pool(p["data"]),
             seeds,
             sde=dict(refinement=p["refinement"]),
             lr=p["lr"],
@@ -124,22 +122,22 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
         )
         per_seed = []
         for s in range(len(seeds)):
-            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS} | _common.diagnostics_of(
-                traj, s
-            )
+            row = {m: float(traj.metric(m)[s, -1]) for m in METRICS} | diagnostics_of(traj, s)
             row.update(
                 diverged=bool(traj.diverged[s]),
                 diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
             )
             if p["dynamics"] == "sgd" and not traj.diverged[s]:
                 model = traj.model(s)
-                scale = sim.critical_batch_size(model, data, key=jr.key(3), l2=p["l2"], probes=2)
+                scale = sim.critical_batch_size(
+                    model, data, key=run.keys.measure(), l2=p["l2"], probes=2
+                )
                 row.update(
                     b_simple=scale.b_simple,
                     nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
                     top_eigenvalue=float(
                         sim.hessian_top_eigenvalues(
-                            model, data, key=jr.key(4), k=1, lanczos_steps=20
+                            model, data, key=run.keys.plain(4), k=1, lanczos_steps=20
                         ).values[0]
                     ),
                 )
@@ -167,6 +165,28 @@ def parts(c, threshold) -> bool:
     return any(abs(c[m]["z"]) > threshold for m in METRICS if not math.isnan(c[m]["z"]))
 
 
+def where_it_parts(rows: list[dict], threshold: float = 3.0) -> dict | None:
+    """From this study's rows of the net (model "net"), its most refined SDE: the batch size of the
+    last rung on which the SDE still tracks SGD and of the rung from which it parts for good
+    ({"tracks": B, "parts": B}: the rule of `summarize`, at the default threshold); None where the
+    rows hold no net, or no rung that tracks below the parting one."""
+    net = [r for r in rows if r["config"]["model"] == "net"]
+    groups = group_rows(net, lambda c: (c["dynamics"], c["refinement"], c["lr"]))
+    refinements = sorted({r for dynamics, r, _ in groups if dynamics == "sde"})
+    if not refinements:
+        return None
+    r = refinements[-1]
+    lrs = sorted(lr for d, q, lr in groups if d == "sde" and q == r and ("sgd", 1, lr) in groups)
+    flags = [
+        parts(compare(groups[("sgd", 1, lr)], groups[("sde", r, lr)]), threshold) for lr in lrs
+    ]
+    k = next((k for k in range(len(lrs)) if all(flags[k:])), None)
+    if k is None or k == 0:
+        return None
+    b = {lr: groups[("sgd", 1, lr)][0]["config"]["batch_size"] for lr in lrs}
+    return {"tracks": b[lrs[k - 1]], "parts": b[lrs[k]]}
+
+
 def crossing(xs, ys, level=1.0):
     """First x where the log-log interpolation of ys (falling) reaches `level`; None if it never
     does inside the ladder (then the bound is reported instead)."""
@@ -180,7 +200,7 @@ def crossing(xs, ys, level=1.0):
 def summarize(rows: list[dict], cfg: Config) -> dict:
     """NSR_B and lambda_max per rung (SGD's seeds), the NSR_B = 1 crossing, and per refinement the
     comparison on every rung, its flags and the parting rung."""
-    groups = _common.group_rows(rows, lambda c: (c["dynamics"], c["refinement"], c["lr"]))
+    groups = group_rows(rows, lambda c: (c["dynamics"], c["refinement"], c["lr"]))
     lrs = list(cfg.lrs)
     nsr, lam_max = [], []
     for lr in lrs:
@@ -206,7 +226,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
     """SDE - SGD in s.e. per rung and metric (a map), test accuracy of both, and NSR_B and eps
     lambda_max / 2."""
     lrs = list(cfg.lrs)
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw=dict(width_ratios=[1.3, 1, 1]))
     # Left: a rung-by-metric map of the signed difference SDE - SGD in standard errors, one row per
     # refinement and metric; cells beyond the threshold framed, the parting rung of each r marked.
@@ -287,7 +307,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"{cfg.seeds} seeds, same initialisation per seed; "
         f"B = {', '.join(str(q['batch_size']) for q in summary['rungs'])}."
     )
-    _common.save(fig, out, "departure", summary, caption)
+    out.save(fig, "departure", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -351,7 +371,7 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

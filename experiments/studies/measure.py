@@ -9,22 +9,21 @@ A sweep of one point, run with one seed (--seed): its row holds every measuremen
 """
 
 import dataclasses
-import json
 
 import numpy as np
 
 import sim
 
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import pools, tasks
+from ..runner.contract import Experiment, RunContext, param
 
 checks = sim.checks
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     model: str = param(
-        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
+        "logistic", tasks.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
     )
     lr: float = param(1.0, checks.positive, help="learning rate eps")
     batch_size: int = param(800, help="batch size B, in [1, N]")
@@ -38,7 +37,8 @@ class Config(_common.NetSetup):
     probes: int = param(30, checks.integer, low=2, help="probes of the trace and SLQ estimates")
     lanczos_steps: int = param(40, checks.integer, help="Lanczos depth")
     seed: int = param(0, help="seed (data draw, initialisation, minibatches, probes)")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
+    seeds: int = param(1, help="unused: one run, of seed --seed")
+    seeds: int = param(1, help="unused: one run, of seed --seed")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
@@ -59,13 +59,13 @@ def grid(cfg: Config) -> list[dict]:
             k=cfg.k,
             probes=cfg.probes,
             lanczos_steps=cfg.lanczos_steps,
-            data=_common.data_source(cfg.mnist),
-            **_common.setup_of(cfg),
+            data=pools.source(cfg.mnist),
+            **tasks.setup_of(cfg),
         )
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Train (SGD), then `sim.summary` of the trained model; a diverged run is a row without
     measurements. `names` keeps the order of the measurements."""
     import jax.random as jr
@@ -74,13 +74,13 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
     for p in points:
         per_seed = []
         for seed in seeds:
-            init_key, sgd_key, measure_key = jr.split(jr.key(seed), 3)
-            data, make_model = _common.task(
+            init_key, sgd_key, measure_key = jr.split(run.keys.plain(seed), 3)
+            data, make_model = tasks.task(
                 p["model"],
-                _common.pool(p["data"]),
+                run.pool(p["data"]),
                 n_train=p["n_train"],
                 seed=seed,
-                **_common.setup_of(p),
+                **tasks.setup_of(p),
             )
             traj = sim.run_sgd(
                 make_model(init_key),
@@ -144,9 +144,9 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    path = out / f"measure-{cfg.model}.json"
-    path.write_text(json.dumps({"config": dataclasses.asdict(cfg), **summary}, indent=1))
-    print(f"wrote {path}")
+    """The numbers alone: measure.json (measure-<preset>.json for a preset other than tiny and
+    quick)."""
+    out.json("measure", {"config": dataclasses.asdict(cfg), **summary})
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -197,7 +197,7 @@ EXPERIMENTS = (
             "net": Config(model="net", lr=0.1, batch_size=30, l2=0.0, n_train=1000, steps=1000),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

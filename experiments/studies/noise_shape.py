@@ -37,8 +37,9 @@ import models
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import diagnostics_of, group_rows
 
 checks = sim.checks
 
@@ -61,7 +62,7 @@ def check_part(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     h_sharp: float = param(50.0, checks.positive, help="escape: curvature of the sharp minimum")
     h_flat: float = param(2.0, checks.positive, help="escape: curvature of the flat minimum")
     distance: float = param(
@@ -94,7 +95,6 @@ class Config(_common.NetSetup):
         check_part,
         help="parts to run, comma-separated: escape, net (escape always runs)",
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("escape-batch-size", self.escape_batch_size, low=1, high=self.escape_n_train)
@@ -131,14 +131,14 @@ def grid(cfg: Config) -> list[dict]:
     points = [dict(escape, dynamics=d) for d in DYNAMICS]
     if cfg.net:
         net = dict(
-            **_common.setup_of(cfg),
+            **tasks.setup_of(cfg),
             part="net",
             lr=cfg.lr,
             batch_size=cfg.batch_size,
             momentum=cfg.momentum,
             steps=cfg.steps,
             n_train=cfg.n_train,
-            data=_common.data_source(cfg.mnist),
+            data=pools.source(cfg.mnist),
         )
         points += [dict(net, dynamics=d) for d in DYNAMICS]
     return points
@@ -149,14 +149,12 @@ def seeds_of(cfg: Config, point: dict) -> list[int]:
     return [0] if point["part"] == "escape" else list(range(cfg.seeds))
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    return [_escape(p) if p["part"] == "escape" else _net(p, seeds) for p in points]
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
+    return [_escape(run, p) if p["part"] == "escape" else _net(run, p, seeds) for p in points]
 
 
-def _escape(p):
+def _escape(run: RunContext, p):
     """The fraction of the point's seeds beyond the barrier along SDE time (one row)."""
-    import jax.random as jr
-
     model, data = models.escape_problem(
         np.diag(p["noise_diagonal"]),
         h_sharp=p["h_sharp"],
@@ -174,9 +172,9 @@ def _escape(p):
         record_every=p["record_every"],
     )
     if p["dynamics"] == "sgd":
-        traj = sim.run_sgd(model, data, key=jr.key(1), **common)
+        traj = sim.run_sgd(model, data, key=run.keys.batches(), **common)
     else:
-        traj = sim.run_sde(model, data, key=jr.key(2), noise=_noise(p["dynamics"]), **common)
+        traj = sim.run_sde(model, data, key=run.keys.noise(), noise=_noise(p["dynamics"]), **common)
     escaped = np.nan_to_num(traj.test_accuracy, nan=1.0)  # a diverged run has left the well
     return [
         dict(
@@ -187,18 +185,16 @@ def _escape(p):
     ]
 
 
-def _net(p, seeds):
+def _net(run: RunContext, p, seeds):
     """The net: final metrics, the test-accuracy curve and the top Hessian eigenvalue, per seed."""
-    import jax.random as jr
-
     sde = (
         None
         if p["dynamics"] == "sgd"
         else dict(noise=_noise(p["dynamics"]), scheme="semi-implicit")
     )
-    traj, data = _common.train(
+    traj, data = tasks.train(
+        run,
         dict(p, model="net"),
-        _common.pool(p["data"]),
         seeds,
         sde=sde,
         lr=p["lr"],
@@ -215,12 +211,12 @@ def _net(p, seeds):
             diverged=bool(traj.diverged[s]),
             diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
             **{m: float(traj.metric(m)[s, -1]) for m in sim.METRICS},
-            **_common.diagnostics_of(traj, s),
+            **diagnostics_of(traj, s),
         )
         if not traj.diverged[s]:
             row["top_eigenvalue"] = float(
                 sim.hessian_top_eigenvalues(
-                    traj.model(s), data, key=jr.key(3), k=1, lanczos_steps=20
+                    traj.model(s), data, key=run.keys.measure(), k=1, lanczos_steps=20
                 ).values[0]
             )
         per_seed.append(row)
@@ -268,7 +264,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
     )
     tests = {}
     if cfg.net:
-        net_rows = _common.group_rows(
+        net_rows = group_rows(
             [r for r in rows if r["config"]["part"] == "net"], lambda c: c["dynamics"]
         )
         finite = {k: [r for r in v if not r["diverged"]] for k, v in net_rows.items()}
@@ -292,7 +288,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(
         1, 3 if cfg.net else 1, figsize=(13, 3.9) if cfg.net else (5, 3.9), squeeze=False
     )
@@ -309,7 +305,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
             f"{cfg.steps} steps, {cfg.seeds} seeds, same initialisation per seed."
         )
     numbers = {k: v for k, v in summary.items() if k != "curves"}
-    _common.save(fig, out, "noise-shape", numbers, caption)
+    out.save(fig, "noise-shape", numbers, caption)
 
 
 def _plot_escape(ax, summary):
@@ -329,7 +325,7 @@ def _plot_net(ax_curve, ax_sharp, net):
     for k, name in enumerate(DYNAMICS):
         c = net[name]
         if c["test_accuracy"]:
-            _common.band(
+            plotting.band(
                 ax_curve, c["steps"], c["test_accuracy_curves"], color=f"C{k}", label=LABELS[name]
             )
             ax_sharp.scatter(
@@ -339,7 +335,7 @@ def _plot_net(ax_curve, ax_sharp, net):
     ax_curve.set_title("net: test accuracy (bands: s.e.)")
     ax_curve.legend(fontsize=8)
     ax_sharp.set_xscale("log")
-    ax_sharp.xaxis.set_minor_formatter(_common.pyplot().NullFormatter())
+    ax_sharp.xaxis.set_minor_formatter(plotting.pyplot().NullFormatter())
     ax_sharp.set_xlabel("top Hessian eigenvalue (mean loss), final")
     ax_sharp.set_ylabel("final test accuracy")
     ax_sharp.set_title("net: sharpness against accuracy, per seed")
@@ -383,7 +379,7 @@ EXPERIMENTS = (
             "quick": Config(),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -19,17 +19,18 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import diagnostics_of
 
 checks = sim.checks
 METRICS = ("train_loss", "test_accuracy", "test_xent", "top_eigenvalue", "log_evidence_ratio")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     model: str = param(
-        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
+        "logistic", tasks.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
     )
     lr: float = param(0.1, checks.positive, help="learning rate eps")
     batch_size: int = param(10, help="batch size B, in [1, N]")
@@ -49,7 +50,6 @@ class Config(_common.NetSetup):
         (1, 4), checks.integer, help="SDE steps per SGD step r (dt = eps/(N r))"
     )
     n_train: int = param(800, checks.integer, help="training-set size N")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
@@ -57,7 +57,7 @@ class Config(_common.NetSetup):
 
 def grid(cfg: Config) -> list[dict]:
     base = dict(
-        **_common.setup_of(cfg),
+        **tasks.setup_of(cfg),
         model=cfg.model,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
@@ -66,7 +66,7 @@ def grid(cfg: Config) -> list[dict]:
         steps=cfg.steps,
         record_every=cfg.record_every,
         n_train=cfg.n_train,
-        data=_common.data_source(cfg.mnist),
+        data=pools.source(cfg.mnist),
         **({"record_early": True} if cfg.record_early else {}),
     )
     return [dict(base, dynamics="sgd", refinement=1)] + [
@@ -74,16 +74,14 @@ def grid(cfg: Config) -> list[dict]:
     ]
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """Per point and seed: curves, final values, top eigenvalue and (linear model, lam > 0) the log
     evidence ratio of the final parameters."""
-    import jax.random as jr
-
     out = []
     for p in points:
-        traj, data = _common.train(
+        traj, data = tasks.train(
+            run,
             p,
-            _common.pool(p["data"]),
             seeds,
             sde=dict(refinement=p["refinement"], scheme="semi-implicit"),
             lr=p["lr"],
@@ -105,13 +103,13 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
                 test_xent=float(traj.test_xent[s, -1]),
                 diverged=bool(traj.diverged[s]),
                 diverged_step=int(traj.diverged_step[s]) if traj.diverged[s] else None,
-                **_common.diagnostics_of(traj, s),
+                **diagnostics_of(traj, s),
             )
             if not traj.diverged[s]:
                 model = traj.model(s)
                 row["top_eigenvalue"] = float(
                     sim.hessian_top_eigenvalues(
-                        model, data, key=jr.key(3), k=1, lanczos_steps=20
+                        model, data, key=run.keys.measure(), k=1, lanczos_steps=20
                     ).values[0]
                 )
                 if p["model"] == "logistic" and p["l2"] > 0:
@@ -177,7 +175,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         per
     metric: the distributions the two-sample KS tests compare (KS statistic = the largest vertical
         gap)."""
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     metrics = [m for m in METRICS if any(summary["finals"][k][m] for k in summary["finals"])]
     ncols = max(2, len(metrics))
     fig, axes = plt.subplots(2, ncols, figsize=(4.2 * ncols, 7.4), squeeze=False)
@@ -185,7 +183,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         if c is None:  # every seed of this dynamics diverged
             continue
         for ax, m in zip(axes[0], ("train_loss_curve", "test_xent_curve")):
-            _common.band(ax, c["steps"], c[m], color=f"C{k}", label=name)
+            plotting.band(ax, c["steps"], c[m], color=f"C{k}", label=name)
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_title("train cross-entropy (mean ± s.e.)")
     axes[0, 1].set_title("test cross-entropy (mean ± s.e.)")
@@ -223,9 +221,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
         "seed; bands: s.e.; bottom: empirical CDFs over seeds of the final values the KS tests "
         "compare."
     )
-    _common.save(
+    out.save(
         fig,
-        out,
         "side-by-side",
         {"tests": summary["tests"], "diverged": summary["diverged"]},
         caption,
@@ -271,7 +268,7 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

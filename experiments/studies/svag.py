@@ -24,17 +24,18 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import plotting, pools, tasks, timing
+from ..runner.contract import Experiment, RunContext, param
+from ..runner.rows import final_rows
 
 checks = sim.checks
 METRICS = ("train_loss", "test_accuracy", "test_xent", "w_norm_sq", "grad_norm_sq", "noise_trace")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(_common.NetSetup):
+class Config(tasks.NetSetup):
     model: str = param(
-        "logistic", _common.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
+        "logistic", tasks.check_model, help="'logistic' (binary task) or 'net' (ten digits)"
     )
     lr: float = param(0.4, checks.positive, help="learning rate eps")
     batch_size: int = param(32, help="batch size B, in [1, N]")
@@ -52,7 +53,6 @@ class Config(_common.NetSetup):
         4, checks.integer, help="SDE times along training at which C-closeness is measured"
     )
     n_train: int = param(800, checks.integer, help="training-set size N")
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=self.n_train)
@@ -61,7 +61,7 @@ class Config(_common.NetSetup):
 
 def grid(cfg: Config) -> list[dict]:
     base = dict(
-        **_common.setup_of(cfg),
+        **tasks.setup_of(cfg),
         model=cfg.model,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
@@ -69,7 +69,7 @@ def grid(cfg: Config) -> list[dict]:
         l2=cfg.l2,
         steps=cfg.steps,
         n_train=cfg.n_train,
-        data=_common.data_source(cfg.mnist),
+        data=pools.source(cfg.mnist),
     )
     roads = (
         [dict(base, dynamics="sgd")]
@@ -111,15 +111,13 @@ def _closeness_jit():
     return jax.jit(_closeness)
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    import jax.random as jr
-
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     out = []
     for p in points:
-        data, make = _common.task(
-            p["model"], _common.pool(p["data"]), n_train=p["n_train"], **_common.setup_of(p)
+        data, make = tasks.task(
+            p["model"], run.pool(p["data"]), n_train=p["n_train"], **tasks.setup_of(p)
         )
-        inits = [make(jr.fold_in(jr.key(0), s)) for s in seeds]
+        inits = [make(run.keys.init(s)) for s in seeds]
         common = dict(
             lr=p["lr"],
             batch_size=p["batch_size"],
@@ -128,15 +126,17 @@ def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
             steps=p["steps"],
             record_every=p["steps"],
         )
-        with _common.timed() as elapsed:
+        with timing.timed() as elapsed:
             if p["dynamics"] == "sgd":
-                traj = sim.run_sgd(inits, data, key=jr.key(1), **common)
+                traj = sim.run_sgd(inits, data, key=run.keys.batches(), **common)
             elif p["dynamics"] == "sde":
-                traj = sim.run_sde(inits, data, key=jr.key(2), refinement=p["refinement"], **common)
+                traj = sim.run_sde(
+                    inits, data, key=run.keys.noise(), refinement=p["refinement"], **common
+                )
             else:
-                traj = sim.run_svag(inits, data, key=jr.key(1), l=p["l"], **common)
+                traj = sim.run_svag(inits, data, key=run.keys.batches(), l=p["l"], **common)
             seconds, compiling = elapsed()
-        rows = _common.final_rows(traj)
+        rows = final_rows(traj)
         for s, row in enumerate(rows):
             if not row["diverged"]:
                 values = _closeness_jit()(traj.flat, traj.params[s], data.x_train, data.y_train)
@@ -232,7 +232,7 @@ def summarize(rows: list[dict], cfg: Config) -> dict:
 
 
 def figure(summary: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     fig, axes = plt.subplots(3, 3, figsize=(13, 10.5))
     names = list(summary["table"])
     x = np.arange(len(names))
@@ -282,7 +282,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         f"lam = {cfg.l2}, {cfg.steps} SGD steps of SDE time, {cfg.seeds} seeds, same "
         "initialisation per seed."
     )
-    _common.save(fig, out, "svag", summary, caption)
+    out.save(fig, "svag", summary, caption)
 
 
 def report(summary: dict, cfg: Config) -> str:
@@ -352,7 +352,7 @@ EXPERIMENTS = (
             ),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -32,8 +32,8 @@ import models
 import sim
 
 from .. import analysis
-from ..runner import common as _common
-from ..runner.contract import Experiment, param
+from ..runner import contract, plotting, pools
+from ..runner.contract import Experiment, RunContext, param
 
 checks = sim.checks
 N = 120
@@ -51,7 +51,7 @@ def check_part(name: str, value: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(contract.Config):
     lr: float = param(1.0, checks.positive, help="quadratic: learning rate eps")
     batch_size: int = param(60, checks.integer, help=f"quadratic: batch size B (of N = {N})")
     steps: int = param(3, checks.integer, help="quadratic: SDE time T in SGD steps (eps/N each)")
@@ -85,7 +85,6 @@ class Config:
     linear_seeds: int = param(
         128, checks.integer, low=2, help="linear model: seeds (one Brownian path each)"
     )
-    mnist: str | None = param(None, help="folder of your own MNIST (default: the embedded subset)")
 
     def check(self):
         checks.integer("batch-size", self.batch_size, low=1, high=N)
@@ -115,7 +114,7 @@ def grid(cfg: Config) -> list[dict]:
             n_train=cfg.linear_n_train,
             reference=cfg.linear_reference,
             seeds=cfg.linear_seeds,
-            data=_common.data_source(cfg.mnist),
+            data=pools.source(cfg.mnist),
         )
         points += [
             dict(base, refinement=r) for r in [*cfg.linear_refinements, cfg.linear_reference]
@@ -130,15 +129,16 @@ def grid(cfg: Config) -> list[dict]:
     return points
 
 
-def evaluate(points: list[dict], seeds: list[int]) -> list[list[dict]]:
+def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
     """One row per point (its `seeds` runs inside it; `seeds` here is [0])."""
-    return [_linear_level(p) if p.get("part") == "linear" else _simulate(p) for p in points]
+    return [
+        _linear_level(run, p) if p.get("part") == "linear" else _simulate(run, p) for p in points
+    ]
 
 
-def _simulate(point):
+def _simulate(run: RunContext, point):
     """Quadratic: mean and s.e. of |w_T|^2 over the point's seeds, simulated by EM (Diffrax)."""
     import jax.numpy as jnp
-    import jax.random as jr
 
     model, data = models.quadratic_problem(A, F, n_train=N, w0=jnp.asarray(W0, jnp.float32), seed=1)
     traj = sim.run_sde(
@@ -148,7 +148,7 @@ def _simulate(point):
         batch_size=point["batch_size"],
         steps=point["steps"],
         refinement=point["refinement"],
-        key=jr.key(point["refinement"]),
+        key=run.keys.plain(point["refinement"]),
         n_seeds=point["seeds"],
         record_every=point["steps"],
         seed_batching="vmap",
@@ -157,12 +157,10 @@ def _simulate(point):
     return [dict(mean_f=float(f.mean()), se_f=float(f.std(ddof=1) / math.sqrt(f.size)))]
 
 
-def _linear_level(p):
+def _linear_level(run: RunContext, p):
     """Linear model: final train loss and test cross-entropy per seed at one refinement, on the
     shared path."""
-    import jax.random as jr
-
-    data = models.binary_task(_common.pool(p["data"]), n_train=p["n_train"])
+    data = models.binary_task(run.pool(p["data"]), n_train=p["n_train"])
     traj = sim.run_sde(
         models.LogisticRegression(),
         data,
@@ -172,7 +170,7 @@ def _linear_level(p):
         l2=p["l2"],
         refinement=p["refinement"],
         brownian_resolution=p["reference"],
-        key=jr.key(7),
+        key=run.keys.plain(7),
         n_seeds=p["seeds"],
         record_every=p["steps"],
     )
@@ -288,7 +286,7 @@ def _linear(rows, cfg):
 
 
 def figure(numbers: dict, cfg: Config, out) -> None:
-    plt = _common.pyplot()
+    plt = plotting.pyplot()
     quadratic, linear = "reference" in numbers, numbers.get("linear")
     wide = quadratic and linear
     fig, axes = plt.subplots(
@@ -299,7 +297,7 @@ def figure(numbers: dict, cfg: Config, out) -> None:
         captions.append(_plot_quadratic(axes[0][0], cfg, numbers))
     if linear:
         captions.append(_plot_linear(axes[0][-1], cfg, linear))
-    _common.save(fig, out, "weak-order", numbers, " ".join(captions))
+    out.save(fig, "weak-order", numbers, " ".join(captions))
 
 
 def _plot_quadratic(ax, cfg, numbers):
@@ -341,7 +339,7 @@ def _plot_linear(ax, cfg, linear):
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_minor_formatter(_common.pyplot().NullFormatter())
+    ax.xaxis.set_minor_formatter(plotting.pyplot().NullFormatter())
     ax.set_xlabel("dt - dt_ref")
     ax.set_ylabel(f"|E f_r - E f_ref| (paired, r_ref = {cfg.linear_reference}), ±2 s.e.")
     ax.set_title("linear model: one Brownian path per seed")
@@ -411,7 +409,7 @@ EXPERIMENTS = (
             "quick": Config(),
         },
         grid=grid,
-        evaluate=f"{__name__}:evaluate",
+        evaluate=evaluate,
         summarize=summarize,
         figure=figure,
         report=report,

@@ -1,0 +1,92 @@
+"""The experiment contract: key rules (the derivations every stored row was made with, part of the
+point hash only where they change), evaluate as a top-level function a worker can receive, typed
+reads, and outputs named by the preset."""
+
+import dataclasses
+import functools
+import json
+import pathlib
+import pickle
+import sys
+
+import jax.random as jr
+import numpy as np
+import pytest
+
+from experiments import registry
+from experiments.runner.contract import RunContext, point_hash
+from experiments.runner.keys import ORIGINAL, KeyRule, KeyRules
+from experiments.runner.outputs import Outputs
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _same(a, b):
+    return np.array_equal(jr.key_data(a), jr.key_data(b))
+
+
+def test_the_key_rules_are_the_derivations_the_stored_rows_were_made_with():
+    keys = KeyRules()
+    for index in (0, 1, 7, 30, 2**27):
+        assert _same(keys.init(index), jr.fold_in(jr.key(0), index))
+        assert _same(keys.batches(index), jr.fold_in(jr.key(1), index))
+        assert _same(keys.noise(index), jr.fold_in(jr.key(2), index))
+        assert _same(keys.measure(index), jr.fold_in(jr.key(3), index))
+        assert _same(keys.plain(index), jr.key(index))
+    for rule, root in ((keys.batches, 1), (keys.noise, 2), (keys.measure, 3)):
+        assert _same(rule(), jr.key(root))
+    assert keys.changed() == {} and set(ORIGINAL) == {f.name for f in dataclasses.fields(keys)}
+
+
+def test_every_committed_row_keeps_its_hash():
+    """The hash of every committed row's point under its experiment's key rules is the hash stored
+    with it (so a resume finds every committed row)."""
+    experiments = {e.results_name: e for e in registry.experiments().values()}
+    paths = sorted((ROOT / "figures").rglob("*.jsonl"))
+    assert paths
+    checked = 0
+    for path in paths:
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            exp = experiments[row["experiment"]]
+            assert point_hash(row["experiment"], row["config"], exp.keys) == row["hash"], path
+            checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(KeyRules)])
+def test_a_changed_key_rule_is_a_new_hash(name):
+    point = {"lr": 0.1, "batch_size": 10, "data": "embedded"}
+    original = point_hash("fig4", point, KeyRules())
+    assert original == point_hash("fig4", point)
+    for rule in (KeyRule(11), KeyRule(None) if name != "plain" else KeyRule(0)):
+        changed = dataclasses.replace(KeyRules(), **{name: rule})
+        assert changed.changed() == {name: rule.spec}
+        assert point_hash("fig4", point, changed) != original
+
+
+def test_every_evaluate_is_a_top_level_function_a_worker_receives_by_reference():
+    for exp in registry.experiments().values():
+        f = exp.evaluate
+        assert getattr(sys.modules[f.__module__], f.__qualname__) is f, exp.name
+        job = functools.partial(f, exp.context)
+        assert pickle.loads(pickle.dumps(job)).func is f
+        assert exp.context == RunContext(exp.results_name, exp.keys)
+
+
+def test_reads_name_the_experiments_whose_rows_a_summary_reads():
+    experiments = registry.experiments()
+    assert experiments["bopt-prediction"].needs == ("fig5",)
+    assert experiments["g-curve"].needs == ("fig5", "fig7", "fig6")
+    assert experiments["g-curve"].optional == ("fig4",)
+    assert experiments["minima"].needs == () and len(experiments["minima"].optional) == 4
+    for exp in experiments.values():
+        assert set(exp.needs + exp.optional) <= {e.results_name for e in experiments.values()}
+
+
+def test_outputs_apply_the_preset_suffix(tmp_path):
+    assert Outputs.of(tmp_path, "paper").path("fig1", "png") == tmp_path / "fig1.png"
+    assert Outputs.of(tmp_path, None).path("fig2", "json") == tmp_path / "fig2.json"
+    assert Outputs.of(tmp_path, "net").path("fig2", "json") == tmp_path / "fig2-net.json"
+    Outputs.of(tmp_path, "net").json("measure", {"x": 1.0}, announce=False)
+    assert json.loads((tmp_path / "measure-net.json").read_text()) == {"x": 1.0}
