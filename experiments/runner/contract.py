@@ -2,22 +2,32 @@
 run context its evaluate receives.
 
 An experiment is a sweep of independent points. The runner (`experiments.runner.sweep.run`) calls
-its stages, each a plain top-level function, exactly so:
+its stages, each a plain top-level function, exactly so, in this order:
 
+    validate(cfg)                        every field's check, then cfg.check()
+    reads(**rows)                        with `reads`: the rows of the experiments it names, read
+                                         from the output folder before anything is written
     grid(cfg) -> points                  every point a JSON-able dict holding all that defines it;
                                          a point that draws data names its pool: "data" (and its
                                          N, "n_train"), so that any worker can load it
-    evaluate(run, points, seeds) -> rows one chunk: points of one `shape`, at most `chunk_size`,
-                                         all with the same seeds; per point, one dict per seed.
-                                         `run` is a `RunContext`. A top-level function: a worker
-                                         process or a Ray task receives it pickled by reference
+    seeds(cfg, point) -> [int]           the seeds of a point; shape(point), its chunk's key;
+                                         cost(point), its relative run time (for the ETA)
+    evaluate(run, points, seeds) -> rows for each unfinished chunk (points of one shape and one
+                                         list of seeds, at most `chunk_size`): per point, one dict
+                                         per seed. `run` is the record's `context`, a
+                                         `RunContext`. A top-level function: a worker process or a
+                                         Ray task receives it pickled by reference
     refine(rows, cfg) -> points          optional: more points chosen from the rows so far (an
                                          adaptive grid), asked again until it adds nothing new
     summarize(rows, cfg) -> summary      numbers from the rows (a JSON-able dict); with `reads`,
-    summarize(rows, cfg, reads) -> ...   also the rows of other experiments in the same folder
-    figure(summary, cfg, out)            the PNGs and their JSON, written through `out`, an
-                                         `outputs.Outputs` (which names them)
+    summarize(rows, cfg, reads) -> ...   also that instance of it
+    figure(summary, cfg, out)            the PNGs and their JSON, written through `out`,
+                                         `outputs.Outputs.of(folder, preset)` (which names them)
     report(summary, cfg) -> str          what the command prints
+
+`rows` are every point's rows in grid order (refined points last), seeds in order, each
+{"experiment": results name, "hash", "seed", "config": the point, "diverged", "diverged_step"} and
+evaluate's dict for that point and seed.
 
 A config is a frozen dataclass deriving from `Config` (which declares `seeds` and `mnist`), its
 fields declared with `param(default, check, ...)`: the check runs on the value (on every element

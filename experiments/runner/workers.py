@@ -5,9 +5,9 @@ run context: `functools.partial(evaluate, run)`), and chunks of (points, seeds);
 index, outputs) as chunks finish, and reports progress inside a chunk as (chunk index, fraction
 done). Worker processes and Ray tasks receive the job pickled: a top-level evaluate pickles by
 reference (its module is imported there), so any experiment module of the checkout runs anywhere; a
-lambda or a nested function runs in-process only. The driver alone writes rows.
-A chunk's numbers depend only on its points and seeds (every key is derived from
-them), so where and in which order chunks run never changes a number.
+lambda or a nested function runs in-process only. The driver alone writes rows. A chunk's numbers
+depend only on its points and seeds (every key is derived from them), so where and in which order
+chunks run never changes a number.
 """
 
 from __future__ import annotations
