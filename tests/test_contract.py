@@ -40,13 +40,15 @@ def test_the_key_rules_are_the_derivations_the_stored_rows_were_made_with():
 
 def test_every_committed_row_keeps_its_hash():
     """The hash of every committed row's point under its experiment's key rules is the hash stored
-    with it (so a resume finds every committed row)."""
+    with it (so a resume finds every committed row, and a sweep started before the key rules were
+    named appends rows the new code finds)."""
     experiments = {e.results_name: e for e in registry.experiments().values()}
     paths = sorted((ROOT / "figures").rglob("*.jsonl"))
     assert paths
     checked = 0
     for path in paths:
-        for line in path.read_text().splitlines():
+        raw = path.read_bytes()  # a sweep may be appending: only its complete lines
+        for line in raw[: raw.rfind(b"\n") + 1].splitlines():
             row = json.loads(line)
             exp = experiments[row["experiment"]]
             assert point_hash(row["experiment"], row["config"], exp.keys) == row["hash"], path
@@ -90,3 +92,26 @@ def test_outputs_apply_the_preset_suffix(tmp_path):
     assert Outputs.of(tmp_path, "net").path("fig2", "json") == tmp_path / "fig2-net.json"
     Outputs.of(tmp_path, "net").json("measure", {"x": 1.0}, announce=False)
     assert json.loads((tmp_path / "measure-net.json").read_text()) == {"x": 1.0}
+
+
+def test_a_worker_process_refuses_an_evaluate_it_cannot_receive():
+    from experiments.runner import workers
+
+    job = functools.partial(lambda run, points, seeds: [], RunContext("toy"))
+    with pytest.raises(TypeError, match="top-level evaluate"):
+        workers._check_picklable(job)
+
+
+def test_fig9_reads_where_the_sde_parts_from_the_departure_rows_of_the_net():
+    """The committed net departure run (figures/net/) gives the batch sizes fig9 states without it
+    (38 tracks, 74 parts); the linear model's rows (figures/) say nothing about the net."""
+    from experiments.paper import fig9
+    from experiments.runner.sweep import load_rows
+
+    cfg = fig9.Config()
+    net = load_rows("departure", ROOT / "figures" / "net")
+    found = fig9.departure_batch_sizes(fig9.Reads(departure=net), cfg)
+    assert (found["tracks"], found["parts"]) == cfg.departure_batch_sizes == (38, 74)
+    linear = fig9.departure_batch_sizes(fig9.Reads(load_rows("departure", ROOT / "figures")), cfg)
+    assert linear["source"] == "departure-batch-sizes"
+    assert fig9.departure_batch_sizes(fig9.Reads(), cfg)["tracks"] == 38
