@@ -47,13 +47,14 @@ class NetSetup(Config):
     )
 
 
-def setup_of(cfg_or_point) -> dict:
-    """The non-default setup fields of a config or a point (what a point records)."""
+def setup_of(cfg_or_point: "NetSetup | dict") -> dict:
+    """The non-default setup fields of a net config or of a point (what a point records)."""
     if isinstance(cfg_or_point, dict):
-        get = lambda k: cfg_or_point.get(k, SETUP_DEFAULTS[k])  # noqa: E731
+        values = {k: cfg_or_point.get(k, default) for k, default in SETUP_DEFAULTS.items()}
     else:
-        get = lambda k: getattr(cfg_or_point, k, SETUP_DEFAULTS[k])  # noqa: E731
-    return {k: get(k) for k in SETUP_DEFAULTS if get(k) != SETUP_DEFAULTS[k]}
+        cfg = cfg_or_point
+        values = dict(activation=cfg.activation, init=cfg.init, inputs=cfg.inputs)
+    return {k: v for k, v in values.items() if v != SETUP_DEFAULTS[k]}
 
 
 def setup_label(cfg_or_point) -> str:
