@@ -34,41 +34,56 @@ _batch_sweep = _module("experiments._batch_sweep", "experiments.paper.batch_size
 departure = _module("experiments.departure", "experiments.studies.departure")
 fig9 = _module("experiments.fig9", "experiments.paper.fig9")
 
-# --- B_opt on a grid and its uncertainty (experiments/analysis.py optimum_on_grid,
-# _batch_sweep.optima)
+# --- B_grid, the best grid point, and its uncertainty (experiments/analysis.py grid_optimum,
+# batch_size.optima)
 
 PAPER_GRID = (1, 3, 10, 30, 100, 300, 1000)
 
 
-def test_optimum_on_grid_of_a_known_peak():
-    """A score peaking at B = 30 on the 1-3-10 grid: B_opt = 30 (index 3), and its uncertainty is
-    half the WIDER neighbouring log step, 0.5 ln(100/30) = 0.5 ln(10/3) (not ln 3 = ln(30/10)): the
-    README's "B_opt = 30 (x/÷ 1.8)", exp(0.602) = sqrt(10/3) = 1.826. Pure float arithmetic on logs:
-    rel 1e-12."""
+def test_grid_optimum_of_a_known_peak():
+    """A score peaking at B = 30 on the 1-3-10 grid: B_grid = 30 (index 3, interior), half steps
+    0.5 ln(30/10) and 0.5 ln(100/30), and its uncertainty half the WIDER neighbouring log step,
+    0.5 ln(100/30) = 0.5 ln(10/3) (not ln 3 = ln(30/10)): the README's "B_opt = 30 (x/÷ 1.8)",
+    exp(0.602) = sqrt(10/3) = 1.826. Pure float arithmetic on logs: rel 1e-12."""
     scores = [-((math.log(b) - math.log(30)) ** 2) for b in PAPER_GRID]
-    b_opt, log_sigma, index = analysis.optimum_on_grid(PAPER_GRID, scores)
-    assert (b_opt, index) == (30.0, 3)
-    assert log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
-    assert math.exp(log_sigma) == pytest.approx(math.sqrt(10 / 3), rel=1e-12)
+    g = analysis.grid_optimum(PAPER_GRID, scores)
+    assert (g.b_grid, g.index, g.edge) == (30.0, 3, None)
+    assert g.half_steps == pytest.approx((0.5 * math.log(3), 0.5 * math.log(10 / 3)), rel=1e-12)
+    assert g.log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
+    assert math.exp(g.log_sigma) == pytest.approx(math.sqrt(10 / 3), rel=1e-12)
     # a geometric grid of ratio 2: half a step is exactly 0.5 ln 2 on both sides
-    b_opt, log_sigma, index = analysis.optimum_on_grid([1, 2, 4, 8, 16], [0.1, 0.5, 0.9, 0.4, 0.2])
-    assert (b_opt, index) == (4.0, 2) and log_sigma == pytest.approx(0.5 * math.log(2), rel=1e-12)
+    g = analysis.grid_optimum([1, 2, 4, 8, 16], [0.1, 0.5, 0.9, 0.4, 0.2])
+    assert (g.b_grid, g.index) == (4.0, 2) and g.log_sigma == pytest.approx(0.5 * math.log(2))
+    # minimised (test cross-entropy): the lowest mean
+    low = analysis.grid_optimum([1, 2, 4, 8, 16], [0.9, 0.5, 0.1, 0.4, 0.2], maximise=False)
+    assert low.index == 2
 
 
-def test_optimum_on_grid_at_the_edges_and_with_missing_points():
-    """At either end of the grid the one neighbouring step is used; NaN scores are skipped and -inf
-    (no finite seed at that B) never wins."""
+def test_grid_optimum_at_the_edges_and_with_missing_points():
+    """At either end of the grid the one neighbouring step is used (and the edge is named); NaN
+    scores are skipped and -inf (no finite seed at that B) never wins; no finite score: index -1."""
     grid = [1, 3, 10, 30]
-    assert analysis.optimum_on_grid(grid, [0.9, 0.5, 0.4, 0.1]) == pytest.approx(
-        (1.0, 0.5 * math.log(3), 0)
-    )
-    assert analysis.optimum_on_grid(grid, [0.1, 0.2, 0.3, 0.9]) == pytest.approx(
-        (30.0, 0.5 * math.log(3), 3)
-    )
-    b_opt, log_sigma, index = analysis.optimum_on_grid(grid, [math.nan, 0.5, 0.6, -math.inf])
-    assert (b_opt, index) == (10.0, 2) and log_sigma == pytest.approx(
-        0.5 * math.log(10 / 3), rel=1e-12
-    )
+    g = analysis.grid_optimum(grid, [0.9, 0.5, 0.4, 0.1])
+    assert (g.b_grid, g.index, g.edge) == (1.0, 0, "left")
+    assert g.half_steps == pytest.approx((0.0, 0.5 * math.log(3)))
+    assert g.log_sigma == g.half_steps[1]
+    g = analysis.grid_optimum(grid, [0.1, 0.2, 0.3, 0.9])
+    assert (g.b_grid, g.index, g.edge) == (30.0, 3, "right")
+    assert g.log_sigma == pytest.approx(0.5 * math.log(3), rel=1e-12)
+    g = analysis.grid_optimum(grid, [math.nan, 0.5, 0.6, -math.inf])
+    assert (g.b_grid, g.index) == (10.0, 2)
+    assert g.log_sigma == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
+    assert analysis.grid_optimum(grid, [math.nan] * 4).index == -1
+
+
+def test_b_opt_reports_the_grid_optimum_it_starts_from():
+    """b_opt's b_grid, log_sigma and edge are grid_optimum's of the seed means; its b_opt is the
+    vertex (an exact parabola in ln B with its top at B = 20: between the grid points 10 and 30)."""
+    scores = np.tile([-((math.log(b) - math.log(20)) ** 2) for b in PAPER_GRID], (4, 1))
+    fit = analysis.b_opt(PAPER_GRID, scores, draws=10)
+    g = analysis.grid_optimum(PAPER_GRID, scores.mean(axis=0))
+    assert (fit["b_grid"], fit["log_sigma"], fit["edge"]) == (g.b_grid, g.log_sigma, g.edge)
+    assert fit["b_grid"] == 30.0 and fit["b_opt"] == pytest.approx(20.0, rel=1e-9)
 
 
 def _sweep_row(lr, b, seed, acc, diverged=False):
@@ -105,14 +120,15 @@ def test_optima_from_sweep_rows():
     rows.append(_sweep_row(0.1, 100, 2, 0.99, diverged=True))
     opt = _batch_sweep.optima(rows, "lr")
     o = opt[0.1]
-    assert o["batch_sizes"] == list(PAPER_GRID) and o["b_opt"] == 30.0 and o["interior"]
+    assert o["batch_sizes"] == list(PAPER_GRID) and o["b_grid"] == 30.0 and o["interior"]
+    assert o["fit"]["b_grid"] == o["b_grid"] and o["fit"]["log_sigma"] == o["log_sigma"]
     assert o["log_sigma"] == pytest.approx(0.5 * math.log(10 / 3), rel=1e-12)
     mean, se, n = o["accuracy"][3]
     assert (mean, se, n) == (pytest.approx(0.89, rel=1e-12), pytest.approx(0.01, rel=1e-9), 2)
     assert o["accuracy"][4][2] == 2  # the diverged seed at B = 100 is not counted
     assert o["accuracy"][6][2] == 0 and math.isnan(o["accuracy"][6][0])
     assert o["diverged_runs"] == 3
-    assert opt[0.2]["b_opt"] == 1.0 and not opt[0.2]["interior"] and opt[0.2]["diverged_runs"] == 0
+    assert opt[0.2]["b_grid"] == 1.0 and not opt[0.2]["interior"] and opt[0.2]["diverged_runs"] == 0
 
 
 # --- the log-log slope of B_opt (experiments/analysis.py loglog_slope)
@@ -161,9 +177,9 @@ def test_slope_error_of_two_points_with_unequal_uncertainties():
 )
 def test_slope_reproduces_the_readme_headlines(x, y, slope, se):
     """The README's "slope 0.79 ± 0.61" (Fig 5) and "0.00 ± 0.61" (Fig 6) from the measured B_opt,
-    each with the grid uncertainty half of ln(10/3) that optimum_on_grid gives on the 1-3-10
+    each with the grid uncertainty half of ln(10/3) that grid_optimum gives on the 1-3-10
     grid."""
-    # optimum_on_grid's uncertainty at B = 10 or 30 on the 1-3-10 grid
+    # grid_optimum's uncertainty at B = 10 or 30 on the 1-3-10 grid
     sigma = 0.5 * math.log(10 / 3)
     got_slope, got_se = analysis.loglog_slope(x, y, [sigma] * 3)
     assert got_slope == pytest.approx(slope, rel=1e-12, abs=1e-15)
@@ -422,7 +438,7 @@ def test_batch_variance_ratio_is_one_without_replacement(monkeypatch):
     )
     monkeypatch.setattr(fig9.models, "multiclass_task", lambda pool, n_train, **setup: None)
     tiny_net = models.ShallowNet
-    monkeypatch.setattr(fig9._common, "net", lambda point, key: tiny_net(2, 2, 2, key=key))
+    monkeypatch.setattr(fig9.tasks, "net", lambda point, key: tiny_net(2, 2, 2, key=key))
     # the paper panel only
     point = dict(batch_size=B_POP, batches=BATCHES, n_train=N_POP, train_steps=())
     ((row,),) = fig9.evaluate_points([point], [0], pool=None)
@@ -440,7 +456,6 @@ def test_g_curve_collapse_ratio_on_constructed_points():
     give ratio sqrt(1/2) (the s.d. of two values d apart is d/sqrt(2)); offset by 10 s.e.,
     10/sqrt(2); points of another budget are never compared with them (a bin with one family is
     skipped)."""
-    from experiments.paper import g_curve
 
     def point(lr, b, acc, steps=1000, se=0.01):
         return dict(
@@ -455,12 +470,12 @@ def test_g_curve_collapse_ratio_on_constructed_points():
 
     # g = 9.9 for (0.1, 10) and 9.8 for (0.2, 20): one bin [8, 16)
     same = [point(0.1, 10, 0.90), point(0.2, 20, 0.91)]
-    c = g_curve._collapse(same, 2.0)
+    c = analysis.collapse(same, 2.0)
     assert len(c["bins"]) == 1 and c["rms_ratio"] == pytest.approx(math.sqrt(0.5), rel=1e-9)
     far = [point(0.1, 10, 0.90), point(0.2, 20, 1.00)]
-    assert g_curve._collapse(far, 2.0)["rms_ratio"] == pytest.approx(10 / math.sqrt(2), rel=1e-9)
+    assert analysis.collapse(far, 2.0)["rms_ratio"] == pytest.approx(10 / math.sqrt(2), rel=1e-9)
     other_budget = [point(0.1, 10, 0.90), point(0.2, 20, 1.00, steps=2000)]
-    assert g_curve._collapse(other_budget, 2.0)["bins"] == []
+    assert analysis.collapse(other_budget, 2.0)["bins"] == []
 
 
 def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
@@ -518,3 +533,87 @@ def test_l2_gap_closes_where_the_gap_crosses_zero_in_ln_lam():
     never = {k: list(np.add(v, 0.001 * rng.standard_normal(4))) for k, v in never.items()}
     out = l2_gap.summarize(_l2_rows(never), cfg)
     assert out["crossing"]["lam"] is None and out["crossing"]["ci95"][1] is None
+
+
+# --- seed tables, paired ratios and rank correlations (experiments/analysis.py)
+
+
+def test_seed_table_lays_rows_out_by_seed_and_batch_size():
+    """Rows in any order become (seeds x B) tables; a diverged run and a missing value are NaN."""
+    rows = [
+        dict(config=dict(batch_size=b), seed=s, diverged=(b, s) == (4, 1), acc=b + s / 10)
+        for b in (4, 2)
+        for s in (1, 0)
+    ] + [dict(config=dict(batch_size=8), seed=0, diverged=False, acc=None)]
+    grid, seeds, table = analysis.seed_table(rows, ["acc"])
+    assert grid == [2, 4, 8] and seeds == [0, 1]
+    np.testing.assert_array_equal(table["acc"], [[2.0, 4.0, np.nan], [2.1, np.nan, np.nan]])
+
+
+def test_ratio_ci_pairs_the_draws():
+    """Draws of ln B_top = ln B_bottom + ln 2 exactly: the ratio's interval is [2, 2]; a pair with a
+    NaN draw is left out."""
+    bottom = dict(b_cliff=5.0, log_draws=[1.0, 1.5, math.nan, 2.0])
+    ln2 = math.log(2)
+    top = dict(b_cliff=10.0, log_draws=[1.0 + ln2, 1.5 + ln2, 3.0, 2.0 + ln2])
+    ratio, ci = analysis.ratio_ci(top, bottom, key="b_cliff")
+    assert ratio == 2.0 and ci == pytest.approx([2.0, 2.0], rel=1e-12)
+
+
+def test_spearman_ci_of_a_monotone_relation():
+    """y = x^3 over 20 points: rho = 1 and every resample's too; a constant side or fewer than four
+    finite pairs has no rank correlation (None)."""
+    x = list(np.linspace(0.1, 2.0, 20))
+    out = analysis.spearman_ci(x, [v**3 for v in x], draws=50, rng=np.random.default_rng(0))
+    assert out["rho"] == pytest.approx(1.0) and out["ci95"] == pytest.approx([1.0, 1.0])
+    assert out["points"] == 20
+    assert analysis.spearman_ci(x, [1.0] * 20, draws=5, rng=np.random.default_rng(0)) is None
+    short = [1.0, 2.0, 3.0, math.nan, 5.0]
+    assert analysis.spearman_ci(short[:3] + [math.nan], x[:4], draws=5, rng=None) is None
+
+
+# --- bopt-prediction compares the paper's rule with the B_opt fig5 prints
+
+
+def _fig5_rows(activation=None, shift=0.0):
+    """Fig 5-like rows: 3 eps, the paper grid, 4 seeds, a parabola in ln B peaking at
+    B = 20 eps/0.05 (between grid points), seed noise 0.002; `activation` and the landscape mark
+    another sweep's rows in the same file (its accuracy shifted)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for lr in (0.025, 0.05, 0.1):
+        for b in (2, 4, 8, 16, 32, 64, 128, 256):
+            c = dict(lr=lr, batch_size=b, momentum=0.9, n_train=1000, steps=int(100 / lr))
+            if activation:
+                c.update(activation=activation, landscape=True)
+            for s in range(4):
+                acc = 0.9 - 0.02 * math.log(b / (20 * lr / 0.05)) ** 2 + shift
+                acc += 0.002 * rng.standard_normal()
+                rows.append(
+                    dict(config=c, seed=s, diverged=False, test_accuracy=acc, test_xent=1.5 - acc)
+                )
+    return rows
+
+
+def test_bopt_prediction_reads_the_b_opt_fig5_prints():
+    """bopt-prediction's measured B_opt is the estimate fig5 prints from the same rows (the vertex,
+    not the best grid point), and the rows of another setup in fig5.jsonl (the leaky-ReLU control,
+    with the landscape) do not enter it."""
+    from experiments import registry
+    from experiments.studies import bopt_prediction
+
+    fig5 = registry.get("fig5")
+    ours = _fig5_rows()
+    printed = fig5.summarize(ours, fig5.presets["quick"])["optima"]
+    along = [dict(step=0, b_simple=50.0, b_noise=40.0, b_noise_error=1.0)]
+    summary = bopt_prediction.summarize(
+        [dict(along_training=along)],
+        bopt_prediction.Config(),
+        bopt_prediction.Reads(fig5=ours + _fig5_rows("leaky_relu", shift=0.05)),
+    )
+    for t in summary["table"]:
+        o = printed[str(t["lr"])]
+        assert t["b_opt"] == o["b_opt"] and t["b_opt_ci95"] == o["b_opt_ci95"]
+        assert t["b_grid"] == o["b_grid"] and t["b_opt"] != t["b_grid"]
+    middle = printed["0.05"]["b_opt"]
+    assert summary["g_opt"] == pytest.approx(0.05 * (1000 / middle - 1) / 0.1, rel=1e-12)

@@ -163,39 +163,31 @@ def _curves(rows, variable: str):
     NaN for a diverged run."""
     out = {}
     for value, sel in sorted(group_rows(rows, lambda c: c[variable]).items()):
-        by_b = group_rows(sel, lambda c: c["batch_size"])
-        grid = sorted(by_b)
-        seeds = sorted({r["seed"] for r in sel})
-        table = {
-            m: np.full((len(seeds), len(grid)), np.nan) for m in ("test_accuracy", "test_xent")
-        }
-        for j, b in enumerate(grid):
-            for r in by_b[b]:
-                if not r["diverged"]:
-                    for m in table:
-                        table[m][seeds.index(r["seed"]), j] = r[m]
+        grid, _, table = analysis.seed_table(sel, ("test_accuracy", "test_xent"))
         out[value] = (grid, table, sel)
     return out
 
 
 def optima(rows, variable: str):
-    """Per value of `variable`: B grid, mean ± s.e. test accuracy, the best grid point and its
-    half-step uncertainty, and the continuous B_opt with its bootstrap 95% interval from test
-    accuracy (`fit`) and from test cross-entropy (`fit_xent`); see `optimum`."""
+    """Per value of `variable` (in order), the curve and its estimates, each under one name: the
+    batch sizes, mean ± s.e. test accuracy at each (`accuracy`), the runs that diverged and the
+    run's eps, m and N (`run`); from test accuracy, B_opt as the figures print it (`fit`, an
+    `analysis.b_opt` result: fit["b_opt"] the vertex of the parabola, with its interval) and the
+    best grid point B_grid (`b_grid`, with its `log_sigma` and whether it is `interior`: the same as
+    fit["b_grid"]); B_opt from test cross-entropy (`fit_xent`) and the small-batch cliff (`cliff`,
+    `analysis.b_cliff`)."""
     result = {}
     for k, (value, (grid, table, sel)) in enumerate(_curves(rows, variable).items()):
-        stats = [analysis.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))]
-        scores = [s[0] if s[2] else -math.inf for s in stats]
-        b_grid, log_sigma, index = analysis.optimum_on_grid(grid, scores)
+        # each curve's bootstrap draws from its own stream (its seeds are its own runs)
+        fit = analysis.b_opt(grid, table["test_accuracy"], maximise=True, seed=k)
         result[value] = dict(
             batch_sizes=grid,
-            accuracy=stats,
-            b_opt=b_grid,
-            log_sigma=log_sigma,
-            interior=0 < index < len(grid) - 1,
+            accuracy=[analysis.mean_se(table["test_accuracy"][:, j]) for j in range(len(grid))],
+            b_grid=fit["b_grid"],
+            log_sigma=fit["log_sigma"],
+            interior=fit["edge"] is None and math.isfinite(fit["b_grid"]),
             diverged_runs=sum(r["diverged"] for r in sel),
-            # each curve's bootstrap draws from its own stream (its seeds are its own runs)
-            fit=analysis.b_opt(grid, table["test_accuracy"], maximise=True, seed=k),
+            fit=fit,
             fit_xent=analysis.b_opt(grid, table["test_xent"], maximise=False, seed=k),
             cliff=analysis.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k),
             run={q: sel[0]["config"][q] for q in ("lr", "momentum", "n_train")},
@@ -264,12 +256,11 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
         "optima": {},
     }
     for value, o in opt.items():
-        fit, fit_x, cliff = o.pop("fit"), o.pop("fit_xent"), o.pop("cliff")
-        extra = _per_value(o, fit, cliff)
-        o.pop("run")
+        fit, fit_x, cliff = o["fit"], o["fit_xent"], o["cliff"]
+        curve = ("batch_sizes", "accuracy", "log_sigma", "interior", "diverged_runs")
         out["optima"][str(value)] = dict(
-            o,
-            b_grid=o.pop("b_opt"),
+            {q: o[q] for q in curve},
+            b_grid=o["b_grid"],
             b_opt=fit["b_opt"],
             b_opt_ci95=fit["b_opt_ci95"],
             method=fit["method"],
@@ -279,25 +270,22 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
             b_opt_xent_ci95=fit_x["b_opt_ci95"],
             method_xent=fit_x["method"],
             edge_xent=fit_x["edge"],
-            **extra,
+            **_per_value(o, fit, cliff),
         )
-        o["_fits"] = (fit, fit_x, cliff)
     if fig.slope_name and len(opt) > 1:
         x = [fig.transform(v) for v in opt]
-        fits = [o["_fits"][0] for o in opt.values()]
-        fits_x = [o["_fits"][1] for o in opt.values()]
+        fits = [o["fit"] for o in opt.values()]
+        fits_x = [o["fit_xent"] for o in opt.values()]
         out.update(analysis.loglog_slope_ci(x, fits))
         xent = analysis.loglog_slope_ci(x, fits_x)
         out.update(slope_xent=xent["slope"], slope_xent_ci95=xent["slope_ci95"])
-        cliffs = [o["_fits"][2] for o in opt.values()]
+        cliffs = [o["cliff"] for o in opt.values()]
         # a cliff below the grid has no position
         if all(math.isfinite(c["b_cliff"]) for c in cliffs):
             cl = analysis.loglog_slope_ci(x, cliffs, key="b_cliff")
             out.update(slope_cliff=cl["slope"], slope_cliff_ci95=cl["slope_ci95"])
         grid_slope, grid_se = analysis.loglog_slope(
-            x,
-            [o["b_grid"] for o in out["optima"].values()],
-            [o["log_sigma"] for o in out["optima"].values()],
+            x, [o["b_grid"] for o in opt.values()], [o["log_sigma"] for o in opt.values()]
         )
         out.update(slope_grid=grid_slope, slope_grid_se=grid_se, x=x)
     return out

@@ -13,7 +13,6 @@ mean square over bins), with the N sweep's points separately (there test sets di
 """
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -65,39 +64,6 @@ def _points(rows, source):
     ]  # full batch: g = 0, off a log axis
 
 
-def _collapse(points, factor):
-    bins = {}
-    for p in points:
-        if p["accuracy"][2] > 1:
-            bins.setdefault(
-                (p["steps"], math.floor(math.log(p["g"]) / math.log(factor))), []
-            ).append(p)
-    per_bin = []
-    for (steps, k), sel in sorted(bins.items()):
-        families = {(p["lr"], p["momentum"], p["n_train"]) for p in sel}
-        if len(families) < 2 or len(sel) < 2:
-            continue
-        means = [p["accuracy"][0] for p in sel]
-        se = math.sqrt(np.mean([p["accuracy"][1] ** 2 for p in sel]))
-        spread = float(np.std(means, ddof=1))
-        per_bin.append(
-            dict(
-                steps=steps,
-                g_low=factor**k,
-                g_high=factor ** (k + 1),
-                points=len(sel),
-                families=len(families),
-                spread=spread,
-                seed_se=se,
-                ratio=spread / se if se > 0 else math.nan,
-            )
-        )
-    ratios = [b["ratio"] for b in per_bin if math.isfinite(b["ratio"])]
-    return dict(
-        bins=per_bin, rms_ratio=float(np.sqrt(np.mean(np.square(ratios)))) if ratios else math.nan
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class Reads:
     """The batch-size sweeps' rows in this folder: Figs 5-7 needed, Fig 4 where it is there."""
@@ -123,8 +89,8 @@ def summarize(rows, cfg: Config, reads: Reads) -> dict:
                 fixed_n.append(p)
     return dict(
         points=points,
-        collapse=_collapse(fixed_n, cfg.bin_factor),
-        collapse_n=_collapse(points["fig6"], cfg.bin_factor),
+        collapse=analysis.collapse(fixed_n, cfg.bin_factor),
+        collapse_n=analysis.collapse(points["fig6"], cfg.bin_factor),
     )
 
 

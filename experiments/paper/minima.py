@@ -13,7 +13,7 @@ log evidence) and answers, with intervals:
   sharpness (the B of the flattest minimum), from the inverse trace and from the evidence, each with
   its 95% interval (`analysis.b_opt`), side by side;
 - does sharpness depend on (eps, B, m) through g alone: the collapse number of ln(sharpness) in bins
-  of g (as `g-curve` computes it for accuracy), at fixed N and across N;
+  of g (`analysis.collapse`, as `g-curve` computes it for accuracy), at fixed N and across N;
 - the rank correlation (Spearman) of each measure with test accuracy over all points of a sweep,
   with a 95% bootstrap interval over points.
 """
@@ -29,7 +29,6 @@ from .. import analysis
 from ..runner import contract, plotting, tasks
 from ..runner.contract import Experiment, Rows, RunContext, param
 from ..runner.rows import group_rows
-from . import g_curve
 
 SOURCES = ("fig4", "fig5", "fig6", "fig7")
 MEASURES = ("sharpness", "hessian_trace", "w_norm_sq", "log_evidence")
@@ -74,21 +73,12 @@ def _curves(rows):
     rows = [r for r in rows if r["config"].get("landscape")]
     out = {}
     for family, sel in sorted(group_rows(rows, _family).items()):
-        by_b = group_rows(sel, lambda c: c["batch_size"])
-        batch_sizes = sorted(by_b)
-        seeds = sorted({r["seed"] for r in sel})
         names = ["test_accuracy"] + [m for m in MEASURES if any(m in r for r in sel)]
         dead = next(
             (k for k in ("dead_fraction", "negative_fraction") if any(k in r for r in sel)), None
         )
         names += [dead] if dead else []
-        table = {m: np.full((len(seeds), len(batch_sizes)), np.nan) for m in names}
-        for j, b in enumerate(batch_sizes):
-            for r in by_b[b]:
-                if not r["diverged"]:
-                    for m in names:
-                        if r.get(m) is not None:
-                            table[m][seeds.index(r["seed"]), j] = r[m]
+        batch_sizes, _, table = analysis.seed_table(sel, names)
         out[family] = dict(batch_sizes=batch_sizes, table=table, dead=dead)
     return out
 
@@ -151,24 +141,12 @@ def _curve_summary(family, curve, k):
 
 def _spearman_ci(points, measure, draws, rng):
     """Spearman rank correlation of a measure's point means with test accuracy's, and its 95%
-    bootstrap interval (points resampled with replacement)."""
-    pairs = np.array(
-        [
-            (p["test_accuracy"], p[measure])
-            for p in points
-            if math.isfinite(p["test_accuracy"]) and math.isfinite(p.get(measure, math.nan))
-        ]
+    bootstrap interval (points resampled with replacement): `analysis.spearman_ci`; None with too
+    few points or a constant measure."""
+    accuracy = [p["test_accuracy"] for p in points]
+    return analysis.spearman_ci(
+        accuracy, [p.get(measure, math.nan) for p in points], draws=draws, rng=rng
     )
-    if len(pairs) < 4 or np.ptp(pairs[:, 0]) == 0 or np.ptp(pairs[:, 1]) == 0:
-        return None  # too few points, or a constant measure: no rank correlation
-    rho = analysis.spearman(pairs[:, 0], pairs[:, 1])
-    boot = []
-    for _ in range(draws):
-        sample = pairs[rng.integers(0, len(pairs), len(pairs))]
-        if np.ptp(sample[:, 0]) > 0 and np.ptp(sample[:, 1]) > 0:
-            boot.append(analysis.spearman(sample[:, 0], sample[:, 1]))
-    low, high = np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan)
-    return dict(rho=rho, ci95=[float(low), float(high)], points=len(pairs))
 
 
 def _collapse_points(curves, source, measure):
@@ -231,7 +209,7 @@ def summarize(rows, cfg: Config, reads: Reads) -> dict:
         for m in fixed_n:
             pts = _collapse_points(curves, name, m)
             if name == "fig6":
-                out["collapse"].setdefault(m, {})["across_n"] = g_curve._collapse(
+                out["collapse"].setdefault(m, {})["across_n"] = analysis.collapse(
                     pts, cfg.bin_factor
                 )
             else:
@@ -241,7 +219,7 @@ def summarize(rows, cfg: Config, reads: Reads) -> dict:
         out["sources"][name] = curves
     for m, pts in fixed_n.items():
         if pts:
-            out["collapse"].setdefault(m, {})["fixed_n"] = g_curve._collapse(
+            out["collapse"].setdefault(m, {})["fixed_n"] = analysis.collapse(
                 _unique(pts), cfg.bin_factor
             )
     return out

@@ -2,8 +2,10 @@
 g_opt) predict the optimal batch size?
 
 Reads the Fig 5 sweep rows (`fig5.jsonl` in the same folder: run `sgd-sde fig5` first), takes its
-B_opt for each eps, and the noise scale g_opt = eps (N/B_opt - 1)/(1 - m) at the middle eps; the
-paper's rule then predicts B_opt(eps) = N / ((1 - m) g_opt / eps + 1). Separately it trains the net
+B_opt for each eps as fig5 prints it (the vertex of the parabola in ln B from test accuracy,
+with its bootstrap interval: `batch_size.optima`, `analysis.b_opt`), and the noise scale g_opt =
+eps (N/B_opt - 1)/(1 - m) at the middle eps; the paper's rule then predicts B_opt(eps) = N / ((1 -
+m) g_opt / eps + 1). Separately it trains the net
 with momentum SGD (eps = 0.1, B = 30, m = 0.9, as Figs 4-5) and measures B_simple = tr(Sigma)/|G|^2
 (exact, per-example gradients in chunks) and B_noise (Gaussian probes) at checkpoints along
 training. Reported: both predictions next to the measured B_opt, with the log-ratio error of each.
@@ -103,29 +105,57 @@ class Reads:
     fig5: Rows
 
 
+def _fig5_rows(fig5: list[dict], cfg: Config) -> list[dict]:
+    """The rows of the curve fig5 prints for this run's net setup: a folder's fig5.jsonl may hold
+    other presets' rows too (the quick leaky-ReLU control's, with the landscape). Rows measured
+    with the landscape are other runs (the point, hashed into the chunk's batch key, differs): left
+    out where rows without it are there. Two runs left for one (eps, B, seed), e.g. two budgets,
+    are refused: which one fig5 printed is not in the rows."""
+    setup = tasks.setup_of(cfg)
+    own = [r for r in fig5 if tasks.setup_of(r["config"]) == setup]
+    rows = [r for r in own if not r["config"].get("landscape")] or own
+    seen = set()
+    for r in rows:
+        key = (r["config"]["lr"], r["config"]["batch_size"], r["seed"])
+        if key in seen:
+            raise sim.InputError(
+                f"fig5's rows hold two runs of eps = {key[0]:g}, B = {key[1]}, seed {key[2]} "
+                "(two budgets or setups in one folder): run bopt-prediction on a folder of one "
+                "fig5 sweep"
+            )
+        seen.add(key)
+    return rows
+
+
 def summarize(rows: list[dict], cfg: Config, reads: Reads) -> dict:
-    """B_opt per eps from Fig 5's rows, the paper's rule with g_opt fitted at the middle eps, and
-    the log errors of both predictions (B_simple at the last checkpoint)."""
+    """B_opt per eps as fig5 prints it (`_fig5_rows`, `batch_size.optima`: the vertex with its
+    interval, and the best grid point beside it), the paper's rule with g_opt fitted at the middle
+    eps, and the log errors of both predictions (B_simple at the last checkpoint)."""
     fig5 = reads.fig5
+    fig5 = _fig5_rows(fig5, cfg)
     opt = _batch_size.optima(fig5, "lr")
     along = rows[0]["along_training"]
     lrs = sorted(opt)
     n = fig5[0]["config"]["n_train"]
     m = fig5[0]["config"]["momentum"]
     middle = lrs[len(lrs) // 2]
-    g_opt = middle * (n / opt[middle]["b_opt"] - 1) / (1 - m)
+    g_opt = middle * (n / opt[middle]["fit"]["b_opt"] - 1) / (1 - m)
     b_simple_final = along[-1]["b_simple"]
     table = []
     for lr in lrs:
+        fit = opt[lr]["fit"]
         paper = n / ((1 - m) * g_opt / lr + 1)
         table.append(
             dict(
                 lr=lr,
-                b_opt=opt[lr]["b_opt"],
+                b_opt=fit["b_opt"],
+                b_opt_ci95=fit["b_opt_ci95"],
+                method=fit["method"],
+                b_grid=opt[lr]["b_grid"],
                 log_sigma=opt[lr]["log_sigma"],
                 paper_rule=paper,
-                paper_log_error=math.log(paper / opt[lr]["b_opt"]),
-                b_simple_log_error=math.log(b_simple_final / opt[lr]["b_opt"]),
+                paper_log_error=math.log(paper / fit["b_opt"]),
+                b_simple_log_error=math.log(b_simple_final / fit["b_opt"]),
             )
         )
     return {"table": table, "along_training": along, "g_opt": g_opt}
@@ -152,12 +182,14 @@ def figure(summary: dict, cfg: Config, out) -> None:
         x,
         [t["b_opt"] for t in table],
         yerr=[
-            [t["b_opt"] * (1 - math.exp(-t["log_sigma"])) for t in table],
-            [t["b_opt"] * (math.exp(t["log_sigma"]) - 1) for t in table],
+            [t["b_opt"] - t["b_opt_ci95"][0] for t in table],
+            [t["b_opt_ci95"][1] - t["b_opt"] for t in table],
         ],
         fmt="o",
-        label="measured B_opt",
+        capsize=3,
+        label="measured B_opt (fig5's, bootstrap interval)",
     )
+    axes[1].plot(x, [t["b_grid"] for t in table], "x", color="C0", label="best grid point")
     axes[1].plot(
         x, [t["paper_rule"] for t in table], "--", label=f"eps N/((1-m) g_opt), g_opt = {g_opt:.3g}"
     )
@@ -169,9 +201,9 @@ def figure(summary: dict, cfg: Config, out) -> None:
     axes[1].set_xlabel("eps")
     axes[1].legend(fontsize=7)
     caption = (
-        f"B_opt from fig5.jsonl; g_opt fitted at eps = {x[len(x) // 2]:g} only (the rule is then "
-        "tested "
-        "at the other eps); B_simple exact from per-example gradients."
+        "B_opt from fig5.jsonl as fig5 prints it (the vertex of a parabola in ln B near the best "
+        f"grid point); g_opt fitted at eps = {x[len(x) // 2]:g} only (the rule is then tested at "
+        "the other eps); B_simple exact from per-example gradients."
     )
     out.save(fig, "bopt-prediction", summary, caption)
 
@@ -181,7 +213,8 @@ def report(summary: dict, cfg: Config) -> str:
     lines = ["optimal batch size: measured (fig5) against eps N/((1-m) g_opt) and B_simple"]
     for t in summary["table"]:
         lines.append(
-            f"  eps = {t['lr']:g}: B_opt {t['b_opt']:g} (x/÷ {math.exp(t['log_sigma']):.2f}); "
+            f"  eps = {t['lr']:g}: B_opt {t['b_opt']:.3g} [{t['b_opt_ci95'][0]:.3g}, "
+            f"{t['b_opt_ci95'][1]:.3g}] ({t['method']}; best grid point {t['b_grid']:g}); "
             "paper rule "
             f"{t['paper_rule']:.3g} (log error {t['paper_log_error']:+.2f}); B_simple "
             f"{b_simple_final:.3g} "

@@ -141,19 +141,11 @@ def summarize(rows, cfg: Config) -> dict:
     key = lambda c: (c["dynamics"], c["refinement"], c["n_train"])  # noqa: E731
     for k, ((dynamics, r, n), sel) in enumerate(sorted(group_rows(rows, key).items())):
         by_b = group_rows(sel, lambda c: c["batch_size"])
-        grid = sorted(by_b)
-        seeds = sorted({row["seed"] for row in sel})
         dead_name = _dead_key(sel)
         names = ["test_accuracy", "test_xent", "sharpness", "hessian_trace", "w_norm_sq"] + (
             [dead_name] if dead_name else []
         )
-        table = {m: np.full((len(seeds), len(grid)), np.nan) for m in names}
-        for j, b in enumerate(grid):
-            for row in by_b[b]:
-                if not row["diverged"]:
-                    for m in names:
-                        if row.get(m) is not None:
-                            table[m][seeds.index(row["seed"]), j] = row[m]
+        grid, seeds, table = analysis.seed_table(sel, names)
         cliff = analysis.b_cliff(grid, table["test_accuracy"], floor=CHANCE, seed=k)
         # has the dead fraction settled? its change over the last third of training, per batch size
         settle = []
@@ -204,12 +196,7 @@ def summarize(rows, cfg: Config) -> dict:
     for n in sorted({c["n_train"] for c in curves.values()}):
         sgd, sde = curves.get(f"sgd r=1 N={n}"), curves.get(f"sde r=1 N={n}")
         if sgd and sde and math.isfinite(sgd["b_cliff"]) and math.isfinite(sde["b_cliff"]):
-            draws = np.asarray(sde["log_draws"]) - np.asarray(sgd["log_draws"])
-            draws = draws[np.isfinite(draws)]
-            ratio = sde["b_cliff"] / sgd["b_cliff"]
-            ci = (
-                np.exp(np.percentile(draws, [2.5, 97.5])).tolist() if draws.size else [math.nan] * 2
-            )
+            ratio, ci = analysis.ratio_ci(sde, sgd, key="b_cliff")
             out["same_n"][str(n)] = dict(sde_over_sgd=ratio, ci95=ci)
     for c in curves.values():
         c.pop("log_draws")
