@@ -486,7 +486,7 @@ def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
 
     def rows(lr, b, accs):
         c = dict(lr=lr, momentum=0.0, n_train=1000, batch_size=b, steps=1000)
-        return [dict(config=c, diverged=False, test_accuracy=a) for a in accs]
+        return [dict(config=c, seed=s, diverged=False, test_accuracy=a) for s, a in enumerate(accs)]
 
     fig5 = rows(0.1, 10, [0.90, 0.91]) + rows(0.2, 20, [0.92, 0.93])
     fig4 = rows(0.1, 10, [0.89, 0.90])
@@ -495,6 +495,41 @@ def test_g_curve_counts_a_configuration_run_by_two_sweeps_once():
     )
     (only,) = summary["collapse"]["bins"]
     assert only["points"] == 2 and only["families"] == 2
+
+
+def test_g_curve_reads_the_rows_of_its_own_net_setup_one_run_per_point():
+    """fig5.jsonl holding the leaky-ReLU control's rows beside the ReLU ones, and fig6.jsonl one
+    point's plain run beside its run with the landscape: g-curve takes, per point, the seeds of its
+    own setup's plain run only (2 seeds, their mean), not the four rows pooled as if they were
+    seeds; asked for leaky ReLU it reads the leaky rows (the landscape run: that setup's only one).
+    Two runs left for one point and seed are refused. The means are compared to 1e-12 relative:
+    one mean of two floats, only rounding differs."""
+    import sim
+    from experiments.paper import g_curve
+
+    def rows(accs, **extra):
+        c = dict(lr=0.1, momentum=0.0, n_train=1000, batch_size=10, steps=1000, **extra)
+        return [dict(config=c, seed=s, diverged=False, test_accuracy=a) for s, a in enumerate(accs)]
+
+    relu, leaky = rows([0.90, 0.92]), rows([0.70, 0.72], activation="leaky_relu", landscape=True)
+    landscape = rows([0.80, 0.86], landscape=True)
+    reads = g_curve.Reads(fig5=relu + leaky, fig7=[], fig6=landscape + relu)
+    for setup, fig5_mean, fig6_mean in (
+        ({}, 0.91, 0.91),
+        (dict(activation="leaky_relu"), 0.71, None),
+    ):
+        points = g_curve.summarize([], g_curve.Config(**setup), reads)["points"]
+        (p5,) = points["fig5"]
+        assert p5["accuracy"][2] == 2 and p5["accuracy"][0] == pytest.approx(fig5_mean, rel=1e-12)
+        if fig6_mean is None:  # no leaky rows in fig6
+            assert points["fig6"] == []
+        else:
+            (p6,) = points["fig6"]
+            assert p6["accuracy"][2] == 2
+            assert p6["accuracy"][0] == pytest.approx(fig6_mean, rel=1e-12)
+    twice = g_curve.Reads(fig5=relu + rows([0.5, 0.5], l2=1.0), fig7=[], fig6=[])
+    with pytest.raises(sim.InputError, match="two runs of eps = 0.1"):
+        g_curve.summarize([], g_curve.Config(), twice)
 
 
 def _l2_rows(accuracy):

@@ -90,6 +90,61 @@ def test_minima_ignores_rows_without_the_landscape():
     assert minima.summarize([], minima.Config(draws=100), minima.Reads(fig4=rows))["sources"] == {}
 
 
+def _fig6_rows(activation=None, shift=0.0):
+    """Fig 6-like rows with the landscape at N = 500 and 1000 (B < N on the grid), sharpness
+    0.01 B^0.5 (N/1000)^0.3 e^shift: `activation` marks another setup's sweep in the same file."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for n in (500, 1000):
+        for b in GRID:
+            config = dict(lr=0.1, momentum=0.9, n_train=n, batch_size=b, steps=2000, landscape=True)
+            if activation:
+                config["activation"] = activation
+            for s in range(2):
+                x = math.log(b / 32)
+                rows.append(
+                    _row(
+                        "fig6",
+                        config,
+                        s,
+                        test_accuracy=0.9 - 0.02 * x**2 + 0.002 * rng.standard_normal(),
+                        sharpness=0.01
+                        * b**0.5
+                        * (n / 1000) ** 0.3
+                        * math.exp(shift)
+                        * math.exp(0.02 * rng.standard_normal()),
+                        hessian_trace=0.1 * b**0.5 * math.exp(shift),
+                        w_norm_sq=500.0,
+                    )
+                )
+    return rows
+
+
+def test_minima_keeps_net_setups_apart():
+    """fig6.jsonl holding the leaky-ReLU control's curves beside the ReLU ones (sharpness e^2
+    higher): the ReLU curves' B_opt, rank correlations and collapse across N are exactly those of
+    the ReLU rows alone (the same points, the same bootstrap streams: compared with ==), and the
+    leaky curves get their own, under "fig6, leaky_relu", as from the leaky rows alone; pooled,
+    the leaky curves would enter every bin of g as the same (eps, m, N) families."""
+    relu, leaky = _fig6_rows(), _fig6_rows("leaky_relu", shift=2.0)
+    cfg = minima.Config(draws=200)
+    both = minima.summarize([], cfg, minima.Reads(fig6=relu + leaky))
+    alone = minima.summarize([], cfg, minima.Reads(fig6=relu))
+    only_leaky = minima.summarize([], cfg, minima.Reads(fig6=leaky))
+    assert len(both["sources"]["fig6"]) == 4
+    relu_curves = [c for c in both["sources"]["fig6"] if "leaky" not in c["label"]]
+    assert [c["optima"] for c in relu_curves] == [c["optima"] for c in alone["sources"]["fig6"]]
+    assert both["rank_correlation"]["fig6"] == alone["rank_correlation"]["fig6"]
+    leaky_key = "fig6, leaky_relu"
+    assert both["rank_correlation"][leaky_key] == only_leaky["rank_correlation"][leaky_key]
+    assert "fig6" not in only_leaky["rank_correlation"]
+    for m in ("sharpness", "hessian_trace"):
+        assert both["collapse"][m]["across_n"] == alone["collapse"][m]["across_n"]
+        leaky_collapse = both["collapse"][m]["across_n, leaky_relu"]
+        assert leaky_collapse == only_leaky["collapse"][m]["across_n, leaky_relu"]
+        assert all(b["points"] == 2 for b in both["collapse"][m]["across_n"]["bins"])
+
+
 def _cliff_rows():
     rows = []
     for n in (500, 1000, 4000):

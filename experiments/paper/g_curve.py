@@ -19,14 +19,14 @@ import numpy as np
 import sim
 
 from .. import analysis
-from ..runner import contract, plotting
+from ..runner import plotting, tasks
 from ..runner.contract import Experiment, Rows, RunContext, param
 
 SOURCES = ("fig4", "fig5", "fig7", "fig6")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(contract.Config):
+class Config(tasks.NetSetup):
     bin_factor: float = param(2.0, sim.checks.positive, help="width of a bin in g, as a factor")
     seeds: int = param(1, help="unused: this experiment only reads other experiments' rows")
 
@@ -39,6 +39,39 @@ def evaluate(run: RunContext, points, seeds):
     return []
 
 
+def _key(c):
+    return (c["lr"], c["momentum"], c["n_train"], c["batch_size"], c["steps"])
+
+
+def _variant(c):
+    """How a point's run was measured: (landscape, evidence); (False, False) is the plain run."""
+    return (bool(c.get("landscape")), bool(c.get("evidence")))
+
+
+def _own_rows(rows, cfg: Config, source):
+    """The rows of `source` of this config's net setup, one run per point and seed: of each point
+    (eps, m, N, B, steps) the rows of its plain run where it has one, else of its run measured with
+    the landscape (then with the evidence too). Two rows left for one point and seed (another data
+    pool or L2 in one file) are refused: which one is the point's is not in the rows."""
+    setup = tasks.setup_of(cfg)
+    own = [r for r in rows if tasks.setup_of(r["config"]) == setup]
+    variants = {}
+    for r in own:
+        variants.setdefault(_key(r["config"]), set()).add(_variant(r["config"]))
+    chosen = [r for r in own if _variant(r["config"]) == min(variants[_key(r["config"])])]
+    seen = set()
+    for r in chosen:
+        key = (*_key(r["config"]), r["seed"])
+        if key in seen:
+            raise sim.InputError(
+                f"{source}'s rows hold two runs of eps = {key[0]:g}, m = {key[1]:g}, N = {key[2]}, "
+                f"B = {key[3]}, {key[4]} updates, seed {key[5]}: run g-curve on a folder of one "
+                f"{source} sweep per setup and budget"
+            )
+        seen.add(key)
+    return chosen
+
+
 def _points(rows, source):
     """One entry per point: its g, family (eps, m, N), the seeds' test accuracies."""
     out = {}
@@ -46,8 +79,7 @@ def _points(rows, source):
         c = r["config"]
         if r["diverged"]:
             continue
-        key = (c["lr"], c["momentum"], c["n_train"], c["batch_size"], c["steps"])
-        out.setdefault(key, []).append(r["test_accuracy"])
+        out.setdefault(_key(c), []).append(r["test_accuracy"])
     return [
         dict(
             source=source,
@@ -66,7 +98,8 @@ def _points(rows, source):
 
 @dataclasses.dataclass(frozen=True)
 class Reads:
-    """The batch-size sweeps' rows in this folder: Figs 5-7 needed, Fig 4 where it is there."""
+    """The batch-size sweeps' rows in this folder (every setup's: `summarize` keeps its own): Figs
+    5-7 needed, Fig 4 where it is there."""
 
     fig5: Rows
     fig7: Rows
@@ -76,7 +109,7 @@ class Reads:
 
 def summarize(rows, cfg: Config, reads: Reads) -> dict:
     sources = dict(fig4=reads.fig4 or [], fig5=reads.fig5, fig7=reads.fig7, fig6=reads.fig6)
-    points = {name: _points(sources[name], name) for name in SOURCES}
+    points = {name: _points(_own_rows(sources[name], cfg, name), name) for name in SOURCES}
     # A configuration run by two sweeps (Fig 4 is Fig 5's eps = 0.1 series and Fig 7's m = 0.9 one)
     # is one point, taken from one sweep only: its seeds share initialisations with the other's, so
     # two copies would be neither two points of one family nor independent seeds.
@@ -127,8 +160,8 @@ def figure(summary: dict, cfg: Config, out) -> None:
         ax.legend(fontsize=6, ncol=2)
     axes[0].set_ylabel("test accuracy (mean ± s.e. over seeds)")
     caption = (
-        "SGD points of the batch-size sweeps in this folder (marker: o fig4, s fig5, ^ fig7, D "
-        "fig6); "
+        f"SGD points of the batch-size sweeps in this folder, net{tasks.setup_label(cfg)} "
+        "(marker: o fig4, s fig5, ^ fig7, D fig6); "
         f"collapse: spread of point means within bins of g a factor {cfg.bin_factor:g} wide, "
         "against the seeds' standard error."
     )
@@ -136,7 +169,9 @@ def figure(summary: dict, cfg: Config, out) -> None:
 
 
 def report(summary: dict, cfg: Config) -> str:
-    lines = ["g-curve: do points of equal g collapse onto one curve?"]
+    lines = [
+        f"g-curve: do points of equal g collapse onto one curve? (net{tasks.setup_label(cfg)})"
+    ]
     for key, title in (("collapse", "N fixed (Figs 4, 5, 7)"), ("collapse_n", "N swept (Fig 6)")):
         c = summary[key]
         lines.append(

@@ -84,9 +84,8 @@ def _curves(rows):
 
 
 def _label(family):
-    lr, m, n, steps, *setup = family
-    extra = "".join(f", {s}" for s in setup if s)
-    return f"eps {lr:g}, m {m:g}, N {n}, {steps} updates{extra}"
+    lr, m, n, steps = family[:4]
+    return f"eps {lr:g}, m {m:g}, N {n}, {steps} updates{_setup_label(family)}"
 
 
 def _curve_summary(family, curve, k):
@@ -184,45 +183,61 @@ class Reads:
 
 
 def summarize(rows, cfg: Config, reads: Reads) -> dict:
+    """Per curve its summary (`sources`); per sweep and net setup the rank correlations over its
+    points and the collapse onto g (across N for Fig 6's; at fixed N over Figs 4, 5 and 7), under
+    the sweep's name for the default setup and with the setup appended for another (e.g. "fig6,
+    leaky_relu"): a folder's file may hold another setup's curves (the quick leaky-ReLU control's),
+    which are neither more points of the default net's correlation nor, at equal (eps, m, N), one
+    family with its curves. Each (sweep, setup) and each of its curves draws its bootstrap from its
+    own stream (the same with or without another setup's curves in the file)."""
     sources = dict(fig4=reads.fig4, fig5=reads.fig5, fig6=reads.fig6, fig7=reads.fig7)
-    rng = np.random.default_rng(0)
     out = {"sources": {}, "collapse": {}, "rank_correlation": {}}
-    fixed_n = {m: [] for m in ("sharpness", "hessian_trace")}
+    fixed_n = {}
     for name in SOURCES:
-        curves = []
-        for k, (family, curve) in enumerate(_curves(sources[name] or []).items()):
-            s = _curve_summary(family, curve, k)
+        curves, setups = [], {}
+        for family, curve in _curves(sources[name] or []).items():
+            group = setups.setdefault(_setup_label(family), [])
+            # the curve's bootstrap stream: its index among its own setup's curves
+            s = _curve_summary(family, curve, len(group))
             s["_table"] = curve["table"]
             curves.append(s)
+            group.append(s)
         if not curves:
             continue
-        points = [
-            dict({m: c["stats"][m][j][0] for m in c["stats"]}, n_train=c["n_train"])
-            for c in curves
-            for j in range(len(c["batch_sizes"]))
-        ]
-        out["rank_correlation"][name] = {
-            m: _spearman_ci(points, m, cfg.draws, rng)
-            for m in (*MEASURES, "dead_fraction", "negative_fraction")
-            if any(m in p for p in points)
-        }
-        for m in fixed_n:
-            pts = _collapse_points(curves, name, m)
-            if name == "fig6":
-                out["collapse"].setdefault(m, {})["across_n"] = analysis.collapse(
-                    pts, cfg.bin_factor
-                )
-            else:
-                fixed_n[m] += pts
+        for label, group in sorted(setups.items()):
+            points = [
+                dict({m: c["stats"][m][j][0] for m in c["stats"]}, n_train=c["n_train"])
+                for c in group
+                for j in range(len(c["batch_sizes"]))
+            ]
+            rng = np.random.default_rng(0)
+            out["rank_correlation"][name + label] = {
+                m: _spearman_ci(points, m, cfg.draws, rng)
+                for m in (*MEASURES, "dead_fraction", "negative_fraction")
+                if any(m in p for p in points)
+            }
+            for m in ("sharpness", "hessian_trace"):
+                pts = _collapse_points(group, name, m)
+                if name == "fig6":
+                    out["collapse"].setdefault(m, {})["across_n" + label] = analysis.collapse(
+                        pts, cfg.bin_factor
+                    )
+                else:
+                    fixed_n.setdefault((m, label), []).extend(pts)
         for c in curves:
             c.pop("_table")
         out["sources"][name] = curves
-    for m, pts in fixed_n.items():
+    for (m, label), pts in sorted(fixed_n.items()):
         if pts:
-            out["collapse"].setdefault(m, {})["fixed_n"] = analysis.collapse(
+            out["collapse"].setdefault(m, {})["fixed_n" + label] = analysis.collapse(
                 _unique(pts), cfg.bin_factor
             )
     return out
+
+
+def _setup_label(family):
+    """ ", leaky_relu" etc. for a family of another net setup, "" for the default one."""
+    return "".join(f", {s}" for s in family[4:] if s)
 
 
 def _unique(points):
@@ -385,12 +400,12 @@ def report(summary: dict, cfg: Config) -> str:
         for where, v in c.items():
             if not v["bins"]:
                 lines.append(
-                    f"  ln {m} onto g ({where.replace('_', ' ')}): no bin of g holds two families "
-                    "trained for the same number of updates"
+                    f"  ln {m} onto g ({where.replace('_n', ' n')}): no bin of g holds two "
+                    "families trained for the same number of updates"
                 )
                 continue
             lines.append(
-                f"  ln {m} onto g ({where.replace('_', ' ')}): spread / seed s.e. = "
+                f"  ln {m} onto g ({where.replace('_n', ' n')}): spread / seed s.e. = "
                 f"{v['rms_ratio']:.2f} "
                 f"over {len(v['bins'])} bins"
             )
