@@ -1,6 +1,6 @@
 """Speed, as ratios of contenders timed in turn. Not a test: nothing here fails on a time.
 
-    python benchmarks/run.py [--repeats 7] [--evidence-repeats 3] [--steps 1000] [--sde-steps 100]
+    python benchmarks/run.py [--repeats 7] [--evidence-repeats 2] [--steps 1000] [--sde-steps 100]
                              [--only sgd,sde,landscape,evidence] [--json benchmarks/run.json]
 
 Each group below runs every contender once (compile and first run: reported apart), then times
@@ -444,7 +444,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per group")
     parser.add_argument(
-        "--evidence-repeats", type=int, default=3, help="rounds of landscape(evidence=True)"
+        "--evidence-repeats", type=int, default=2, help="rounds of landscape(evidence=True)"
     )
     parser.add_argument("--steps", type=int, default=1000, help="SGD steps per timed SGD run")
     parser.add_argument("--sde-steps", type=int, default=100)
