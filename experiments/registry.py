@@ -53,6 +53,7 @@ TIMES = {
         "paper": "1,779 s (2 workers)",
         "paper-epochs": "~2 h",
         "quick-leaky": "801 s (one core of a loaded machine)",
+        "quick-landscape": "980 s (a loaded machine)",
     },
     "fig7": {"quick": "147 s", "paper": "3,650 s (one core)"},
     "fig9": {"quick": "99 s", "paper": "403 s"},
