@@ -67,7 +67,7 @@ class Config(tasks.NetSetup):
     evidence: bool = param(
         False,
         help="with landscape: also the Laplace log evidence (SLQ, Gaussian prior "
-        "lam = 1 + l2; ~30 s per run at N = 1000)",
+        "lam = 1 + l2; ~1 min per run at N = 1000, about 5x a run of 10,000 updates)",
     )
 
     def check(self):

@@ -165,15 +165,15 @@ def landscape(
     """The landscape at a trained model, each number with its error: the top eigenvalue of the
     mean-loss Hessian (Lanczos, 20 steps; `sharpness_bound` its residual bound, `sharpness_steps`
     the Krylov dimension used), its trace (Hutchinson, 20 Rademacher probes; `hessian_trace_se` the
-    standard error) and |w|^2: about 40 Hessian-vector products (~2 s on the 784-800-10 net at
-    N = 1000, 2 cores).
+    standard error) and |w|^2: about 40 Hessian-vector products, ~130 full-batch gradients' time
+    (~5 s on the 784-800-10 net at N = 1000, 2 cores; `benchmarks/run.py`).
 
     evidence: also the Laplace log evidence (`sim.log_evidence`: exact for small models, else SLQ
     with 10 probes and 60 Lanczos steps, its standard error and truncation estimate; ~600 more
-    products, ~30 s at N = 1000) under a Gaussian prior of precision `prior` + `l2` on every
-    parameter (the run's own L2 term is part of the prior). Directions whose curvature is below the
-    prior's (the weights of dead units: exactly zero) add nothing to the Occam factor: the prior
-    alone sets their width."""
+    products, ~5,000 gradients' time, ~1 min at N = 1000: 5x a run of 10,000 updates) under a
+    Gaussian prior of precision `prior` + `l2` on every parameter (the run's own L2 term is part
+    of the prior). Directions whose curvature is below the prior's (the weights of dead units:
+    exactly zero) add nothing to the Occam factor: the prior alone sets their width."""
     import jax.random as jr
 
     import sim
