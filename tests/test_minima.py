@@ -200,3 +200,57 @@ def test_cliff_slopes_tell_the_two_laws_apart():
             summary["same_n"][str(n)]["sde_over_sgd"]
             == summary["curves"][f"sde r=1 N={n}"]["b_cliff"] / c["b_cliff"]
         )
+
+
+def _budget_rows(experiment, law, families):
+    """Rows of `families` ((eps, m, updates), N = 1000) whose top eigenvalue is law(g, t) (t the
+    SDE time eps updates/(1 - m)) with seed noise e^(0.02 z) on it."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for lr, m, steps in families:
+        for b in GRID:
+            config = dict(lr=lr, momentum=m, n_train=1000, batch_size=b, steps=steps)
+            config["landscape"] = True
+            g = lr * (1000 / b - 1) / (1 - m)
+            for s in range(SEEDS):
+                rows.append(
+                    _row(
+                        experiment,
+                        config,
+                        s,
+                        test_accuracy=0.9 - 0.02 * math.log(b / 32) ** 2,
+                        sharpness=law(g, lr * steps / (1 - m))
+                        * math.exp(0.02 * rng.standard_normal()),
+                    )
+                )
+    return rows
+
+
+FIG7 = [(0.1, m, 10000) for m in (0.0, 0.5, 0.75, 0.875)]
+# the paper's Fig 5 rule: updates proportional to 1/eps, equal SDE time
+FIG5 = [(lr, 0.9, int(1000 / lr)) for lr in (0.025, 0.05, 0.1)]
+
+
+def test_minima_collapses_sharpness_times_sde_time_onto_g():
+    """A top eigenvalue 200 g^-0.3 / t (t = eps steps/(1 - m); the shape measured at paper scale):
+    lambda t = 200 g^-0.3 is a function of g alone, over Fig 7's momenta at 10,000 updates and Fig
+    5's learning rates at updates proportional to 1/eps pooled, so its collapse number (rms over
+    bins of g of the spread over families, per seed s.e.) stays near the noise's: a bin two wide in
+    g holds g^-0.3 varying by up to 2^0.3, a spread <= 0.21 in ln, against a per-seed s.e. of
+    0.01, so < 25 (about 2 measured); the plain sharpness at Fig 7's equal budget differs between
+    neighbouring m by ln 2 = 0.69 in a bin, less the 0.21 of g's width (> 40; 81 measured). t
+    without its eps (steps/(1 - m)) or without its 1/(1 - m) fails the first bound; a lambda of g
+    alone reverses the two on Fig 7."""
+    cfg = minima.Config(draws=100)
+
+    def numbers(law):
+        reads = minima.Reads(
+            fig7=_budget_rows("fig7", law, FIG7), fig5=_budget_rows("fig5", law, FIG5)
+        )
+        c = minima.summarize([], cfg, reads)["collapse"]
+        return c["sharpness_time"]["fixed_n"]["rms_ratio"], c["sharpness"]["fixed_n"]["rms_ratio"]
+
+    timed, plain = numbers(lambda g, t: 200 * g**-0.3 / t)
+    assert timed < 25 and plain > 40, (timed, plain)
+    timed, plain = numbers(lambda g, t: 0.2 * g**-0.3)
+    assert plain < 25 and timed > 40, (timed, plain)

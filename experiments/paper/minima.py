@@ -96,7 +96,9 @@ def _curve_summary(family, curve, k):
     optima = {}
     for m, maximise in MAXIMISE.items():
         if m in table and np.isfinite(table[m]).sum() > 2:
-            scores = np.log(table[m]) if m in ("sharpness", "hessian_trace") else table[m]
+            scores = table[m]
+            if m in ("sharpness", "hessian_trace"):  # a negative estimate (Hutchinson) has no log
+                scores = np.log(np.where(scores > 0, scores, np.nan))
             fit = analysis.b_opt(grid, scores, maximise=maximise, seed=k)
             optima[m] = dict(
                 b_opt=fit["b_opt"],
@@ -148,14 +150,43 @@ def _spearman_ci(points, measure, draws, rng):
     )
 
 
+# Measures collapsed onto g: the curvatures at equal budgets, and the top eigenvalue times the SDE
+# time of the run, t = eps steps/(1 - m), over all budgets: the SDE's end point depends on (g, t)
+# alone, and along training the top eigenvalue falls as ~1/t (cross-entropy's curvature shrinks as
+# the margins grow), so lambda t is a function of g alone if both hold.
+COLLAPSED = ("sharpness", "hessian_trace", "sharpness_time")
+COLLAPSED_NAMES = {
+    "sharpness": "sharpness",
+    "hessian_trace": "hessian_trace",
+    "sharpness_time": "sharpness x t (t = eps steps/(1 - m), all budgets)",
+}
+
+
+def sde_time(lr, momentum, steps):
+    """The SDE time of a run of `steps` heavy-ball updates: t = eps steps/(1 - m)."""
+    return lr * steps / (1 - momentum)
+
+
+def _collapse_values(curve, measure, j):
+    """The seeds' values of `measure` at the curve's j-th batch size, or None where not measured;
+    sharpness_time = the top eigenvalue times the SDE time."""
+    base = "sharpness" if measure == "sharpness_time" else measure
+    if base not in curve["stats"]:
+        return None
+    values = curve["_table"][base][:, j]
+    if measure == "sharpness_time":
+        values = values * sde_time(curve["lr"], curve["momentum"], curve["steps"])
+    return values
+
+
 def _collapse_points(curves, source, measure):
     """g-curve's points, with the seeds' ln(measure) in place of accuracy."""
     out = []
     for c in curves:
         for j, b in enumerate(c["batch_sizes"]):
-            if b >= c["n_train"] or measure not in c["stats"]:
+            values = _collapse_values(c, measure, j)
+            if b >= c["n_train"] or values is None:
                 continue
-            values = c["_table"][measure][:, j]
             values = values[np.isfinite(values) & (values > 0)]
             out.append(
                 dict(
@@ -164,7 +195,9 @@ def _collapse_points(curves, source, measure):
                     momentum=c["momentum"],
                     n_train=c["n_train"],
                     batch_size=b,
-                    steps=c["steps"],
+                    # lambda t is compared across budgets: one bin of g holds them all
+                    steps="all" if measure == "sharpness_time" else c["steps"],
+                    updates=c["steps"],
                     g=c["g"][j],
                     accuracy=analysis.mean_se(np.log(values)),
                 )
@@ -216,7 +249,7 @@ def summarize(rows, cfg: Config, reads: Reads) -> dict:
                 for m in (*MEASURES, "dead_fraction", "negative_fraction")
                 if any(m in p for p in points)
             }
-            for m in ("sharpness", "hessian_trace"):
+            for m in COLLAPSED:
                 pts = _collapse_points(group, name, m)
                 if name == "fig6":
                     out["collapse"].setdefault(m, {})["across_n" + label] = analysis.collapse(
@@ -244,7 +277,7 @@ def _unique(points):
     """A configuration run by two sweeps is one point (as in g-curve)."""
     seen, out = set(), []
     for p in points:
-        key = (p["lr"], p["momentum"], p["n_train"], p["batch_size"], p["steps"])
+        key = (p["lr"], p["momentum"], p["n_train"], p["batch_size"], p["updates"])
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -260,7 +293,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
         )
         return
     panels = ("test_accuracy", "sharpness", "hessian_trace", "log_evidence")
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
+    fig, axes = plt.subplots(2, 5, figsize=(21, 7.5))
     for k, (name, c) in enumerate(curves):
         color = f"C{k % 10}"
         b = np.asarray(c["batch_sizes"], float)
@@ -284,22 +317,27 @@ def figure(summary: dict, cfg: Config, out) -> None:
                 if math.isfinite(lo) and math.isfinite(hi):
                     ax.axvspan(lo, hi, color=color, alpha=0.08)
             if m == "sharpness":
-                axes[1][0].errorbar(
-                    np.asarray(c["g"]),
-                    mean,
-                    yerr=1.96 * se,
-                    color=color,
-                    marker="o",
-                    ms=3,
-                    capsize=2,
-                )
+                t = sde_time(c["lr"], c["momentum"], c["steps"])
+                for ax_g, scale in ((axes[1][0], 1.0), (axes[1][1], t)):
+                    ax_g.errorbar(
+                        np.asarray(c["g"]),
+                        scale * mean,
+                        yerr=1.96 * scale * se,
+                        color=color,
+                        marker="o",
+                        ms=3,
+                        capsize=2,
+                    )
         if c["dead_key"]:
             mean = np.array([v[0] for v in c["stats"][c["dead_key"]]])
-            axes[1][1].plot(b, mean, color=color, marker="o", ms=3)
+            axes[1][2].plot(b, mean, color=color, marker="o", ms=3)
         if "sharpness" in c["stats"]:
             acc = np.array([v[0] for v in c["stats"]["test_accuracy"]])
             sharp = np.array([v[0] for v in c["stats"]["sharpness"]])
-            axes[1][2].plot(sharp, acc, color=color, marker="o", ms=3, ls="none")
+            axes[1][3].plot(sharp, acc, color=color, marker="o", ms=3, ls="none")
+        if "w_norm_sq" in c["stats"]:
+            mean = np.array([v[0] for v in c["stats"]["w_norm_sq"]])
+            axes[1][4].plot(b, mean, color=color, marker="o", ms=3)
     titles = (
         "test accuracy",
         "top eigenvalue of H_mean (Lanczos)",
@@ -320,7 +358,7 @@ def figure(summary: dict, cfg: Config, out) -> None:
             )
     axes[0][1].set_yscale("log")
     axes[0][2].set_yscale("log")
-    axes[0][0].set_ylabel("mean, 95% interval; bands: B_opt of each measure (95%)")
+    axes[0][0].set_ylabel("mean (95% interval)")
     axes[0][0].legend(fontsize=5)
     axes[1][0].set(
         xscale="log",
@@ -331,17 +369,31 @@ def figure(summary: dict, cfg: Config, out) -> None:
     )
     axes[1][1].set(
         xscale="log",
+        yscale="log",
+        xlabel="noise scale g = eps (N/B - 1)/(1 - m)",
+        ylabel="top eigenvalue x t",
+        title="sharpness x SDE time t = eps steps/(1 - m), against g",
+    )
+    axes[1][2].set(
+        xscale="log",
         xlabel="batch size B",
         ylabel="fraction of hidden units dead (or negative)",
         title="dead units at the end",
     )
-    axes[1][2].set(
+    axes[1][3].set(
         xscale="log",
         xlabel="top eigenvalue of H_mean",
         ylabel="test accuracy",
         title="accuracy against sharpness (point means)",
     )
-    ax = axes[1][3]
+    axes[1][4].set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size B",
+        ylabel="|w|^2",
+        title="squared norm of the parameters at the end",
+    )
+    ax = axes[0][4]
     ax.axis("off")
     text = ["rank correlation with test accuracy (95%):"]
     for name, corr in summary["rank_correlation"].items():
@@ -353,7 +405,10 @@ def figure(summary: dict, cfg: Config, out) -> None:
     for m, c in summary["collapse"].items():
         for where, v in c.items():
             if v["bins"]:
-                text.append(f"collapse of ln {m} onto g ({where}): {v['rms_ratio']:.2f} s.e.")
+                text.append(
+                    f"collapse of ln {COLLAPSED_NAMES[m]} onto g ({where}): "
+                    f"{v['rms_ratio']:.2f} s.e."
+                )
     ax.text(0, 1, "\n".join(text), va="top", fontsize=7, family="monospace")
     caption = (
         "Rows of the batch-size sweeps in this folder measured with --landscape: top eigenvalue "
@@ -400,12 +455,14 @@ def report(summary: dict, cfg: Config) -> str:
         for where, v in c.items():
             if not v["bins"]:
                 lines.append(
-                    f"  ln {m} onto g ({where.replace('_n', ' n')}): no bin of g holds two "
+                    f"  ln {COLLAPSED_NAMES[m]} onto g ({where.replace('_n', ' n')}): no bin of g "
+                    "holds two "
                     "families trained for the same number of updates"
                 )
                 continue
             lines.append(
-                f"  ln {m} onto g ({where.replace('_n', ' n')}): spread / seed s.e. = "
+                f"  ln {COLLAPSED_NAMES[m]} onto g ({where.replace('_n', ' n')}): spread / seed "
+                "s.e. = "
                 f"{v['rms_ratio']:.2f} "
                 f"over {len(v['bins'])} bins"
             )
