@@ -47,7 +47,7 @@ TIMES = {
         "quick": "190 s",
         "paper": "1,691 s (2 workers)",
         "quick-leaky": "1,069 s (one core of a loaded machine)",
-        "paper-leaky": "4,413 s (one core, beside another sweep)",
+        "paper-leaky": "4,413 s (one core beside another sweep)",
     },
     "fig6": {
         "quick": "362 s",
