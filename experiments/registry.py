@@ -55,7 +55,7 @@ TIMES = {
         "paper-epochs": "~2 h",
         "quick-leaky": "801 s (one core of a loaded machine)",
         "quick-landscape": "980 s (a loaded machine)",
-        "paper-leaky": "~2 h (one core; its last 12 of 37 points 2,983 s)",
+        "paper-leaky": "~2 h (one core)",
     },
     "fig7": {"quick": "147 s", "paper": "3,650 s (one core)"},
     "fig9": {"quick": "99 s", "paper": "403 s"},

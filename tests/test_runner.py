@@ -275,3 +275,27 @@ def test_unpinned_workers_match_a_serial_run_where_reductions_over_the_batch_are
     except ImportError:
         return
     assert rows("ray", workers.RayWorkers(None, num_cpus=2)) == serial
+
+
+def test_load_results_fills_the_setup_a_default_point_omits():
+    """A default point records no `activation` (its hash predates the option); the table fills the
+    default in, so grouping by activation keeps the ReLU rows (pandas drops NaN groups), and a
+    result that was not measured stays missing. Fails if the fill is dropped (NaN, rows vanish from
+    the groups) or applied to results (a sharpness the ReLU rows never measured reads as a number)."""
+    import pathlib
+
+    import experiments
+
+    folder = pathlib.Path(__file__).parent.parent / "figures" / "paper"
+    raw = [json.loads(line) for line in (folder / "fig5.jsonl").read_text().splitlines() if line]
+    df = experiments.load_results("fig5", folder)
+    assert len(df) == len({(r["hash"], r["seed"]) for r in raw})
+    n_default = sum("activation" not in r["config"] for r in raw)
+    assert 0 < n_default < len(raw)  # both kinds are committed, so the test has teeth
+    assert df["config.activation"].notna().all()
+    groups = df.groupby("config.activation").size()
+    assert groups["relu"] + groups["leaky_relu"] == len(df)
+    assert (df["config.landscape"] == False).sum() == sum(  # noqa: E712 (a column, not a bool)
+        not r["config"].get("landscape") for r in raw
+    )
+    assert df.loc[df["config.landscape"] == False, "sharpness"].isna().all()  # noqa: E712

@@ -2,11 +2,19 @@
 
 import pathlib
 
+from .tasks import SETUP_DEFAULTS
+
+# The point fields recorded only where they differ from these defaults.
+OMITTED_DEFAULTS = {**SETUP_DEFAULTS, "landscape": False, "evidence": False}
+
 
 def load_results(name: str, out="results"):
     """The rows of experiment `name` in folder `out` as a pandas DataFrame: one row per point and
     seed, the point's config flattened into columns (`config.lr`, `config.batch_size`, ...), then
-    the results (`test_accuracy`, `diverged`, ...). Rows of the same point and seed appear once (the
+    the results (`test_accuracy`, `diverged`, ...). A point records its net setup and its landscape
+    switches only where they differ from the defaults (so that default points keep their hash); here
+    every row carries them once any row does (`config.activation` "relu" rather than missing), so
+    grouping by them never drops the default rows. A result a row did not measure stays missing. Rows of the same point and seed appear once (the
     first written, as the runner itself reads them). Experiments that share one sweep (fig1 and
     fig2) share its rows. Missing results: `sim.InputError` saying which command makes them.
 
@@ -20,4 +28,10 @@ def load_results(name: str, out="results"):
     experiments = registry.experiments()
     stem = experiments[name].results_name if name in experiments else name
     rows = load_rows(stem, pathlib.Path(out))
-    return pd.json_normalize(rows, sep=".")
+    df = pd.json_normalize(rows, sep=".")
+    for key, default in OMITTED_DEFAULTS.items():
+        if f"config.{key}" in df:
+            df[f"config.{key}"] = df[f"config.{key}"].astype(object).where(
+                df[f"config.{key}"].notna(), default
+            )
+    return df
