@@ -281,7 +281,8 @@ def test_load_results_fills_the_setup_a_default_point_omits():
     """A default point records no `activation` (its hash predates the option); the table fills the
     default in, so grouping by activation keeps the ReLU rows (pandas drops NaN groups), and a
     result that was not measured stays missing. Fails if the fill is dropped (NaN, rows vanish from
-    the groups) or applied to results (a sharpness the ReLU rows never measured reads as a number)."""
+    the groups) or applied to results (a sharpness the ReLU rows never measured reads as a
+    number)."""
     import pathlib
 
     import experiments

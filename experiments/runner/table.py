@@ -14,9 +14,10 @@ def load_results(name: str, out="results"):
     the results (`test_accuracy`, `diverged`, ...). A point records its net setup and its landscape
     switches only where they differ from the defaults (so that default points keep their hash); here
     every row carries them once any row does (`config.activation` "relu" rather than missing), so
-    grouping by them never drops the default rows. A result a row did not measure stays missing. Rows of the same point and seed appear once (the
-    first written, as the runner itself reads them). Experiments that share one sweep (fig1 and
-    fig2) share its rows. Missing results: `sim.InputError` saying which command makes them.
+    grouping by them never drops the default rows. A result a row did not measure stays missing.
+    Rows of the same point and seed appear once (the first written, as the runner itself reads
+    them). Experiments that share one sweep (fig1 and fig2) share its rows. Missing results:
+    `sim.InputError` saying which command makes them.
 
     `out` defaults to where the command line writes (`results/`); the committed reference runs are
     in `figures/` (quick presets) and `figures/paper/` (paper scale)."""
@@ -31,7 +32,7 @@ def load_results(name: str, out="results"):
     df = pd.json_normalize(rows, sep=".")
     for key, default in OMITTED_DEFAULTS.items():
         if f"config.{key}" in df:
-            df[f"config.{key}"] = df[f"config.{key}"].astype(object).where(
-                df[f"config.{key}"].notna(), default
+            df[f"config.{key}"] = (
+                df[f"config.{key}"].astype(object).where(df[f"config.{key}"].notna(), default)
             )
     return df
