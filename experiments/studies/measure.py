@@ -14,7 +14,7 @@ import numpy as np
 
 import sim
 
-from ..runner import pools, tasks
+from ..runner import pools, rows, tasks
 from ..runner.contract import Experiment, RunContext, param
 
 checks = sim.checks
@@ -37,7 +37,6 @@ class Config(tasks.NetSetup):
     probes: int = param(30, checks.integer, low=2, help="probes of the trace and SLQ estimates")
     lanczos_steps: int = param(40, checks.integer, help="Lanczos depth")
     seed: int = param(0, help="seed (data draw, initialisation, minibatches, probes)")
-    seeds: int = param(1, help="unused: one run, of seed --seed")
     seeds: int = param(1, help="unused: one run, of seed --seed")
 
     def check(self):
@@ -66,8 +65,9 @@ def grid(cfg: Config) -> list[dict]:
 
 
 def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list[dict]]:
-    """Train (SGD), then `sim.summary` of the trained model; a diverged run is a row without
-    measurements. `names` keeps the order of the measurements."""
+    """Train (SGD), then `sim.summary` of the trained model, beside the model's final diagnostics
+    (the net's `dead_fraction`); a diverged run is a row without measurements. `names` keeps the
+    order of the measurements."""
     import jax.random as jr
 
     out = []
@@ -108,7 +108,14 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
                 probes=p["probes"],
                 lanczos_steps=lanczos,
             )
-            per_seed.append(dict(names=list(result), **{k: _plain(v) for k, v in result.items()}))
+            diagnostics = rows.diagnostics_of(traj, 0)  # e.g. the net's dead_fraction
+            per_seed.append(
+                dict(
+                    names=list(result) + list(diagnostics),
+                    **{k: _plain(v) for k, v in result.items()},
+                    **diagnostics,
+                )
+            )
         out.append(per_seed)
     return out
 
