@@ -115,3 +115,25 @@ def test_fig9_reads_where_the_sde_parts_from_the_departure_rows_of_the_net():
     linear = fig9.departure_batch_sizes(fig9.Reads(load_rows("departure", ROOT / "figures")), cfg)
     assert linear["source"] == "departure-batch-sizes"
     assert fig9.departure_batch_sizes(fig9.Reads(), cfg)["tracks"] == 38
+
+
+def test_every_json_of_a_net_run_records_the_net_setup(tmp_path):
+    """A net config's JSON states its whole setup, defaults included (a reader never has to know
+    which fields a point omits); a config whose model is not the net states none; numbers that
+    state their own setup keep it. Fails if the setup is dropped, written for the linear model,
+    or allowed to overwrite what a figure stage wrote."""
+    from experiments.paper import batch_size
+    from experiments.studies import collapse
+
+    leaky = batch_size.Config(activation="leaky_relu")
+    assert leaky.net_setup() == dict(activation="leaky_relu", init="default", inputs="pixels")
+    assert collapse.Config().net_setup() is None  # the linear model by default
+    assert collapse.Config(model="net").net_setup()["activation"] == "relu"
+
+    out = Outputs.of(tmp_path, None, leaky.net_setup())
+    out.json("a", {"slope": 0.5})
+    out.json("b", {"activation": "tanh"})
+    assert json.loads((tmp_path / "a.json").read_text()) == {**leaky.net_setup(), "slope": 0.5}
+    assert json.loads((tmp_path / "b.json").read_text())["activation"] == "tanh"
+    Outputs.of(tmp_path, None, None).json("c", {"slope": 0.5})
+    assert json.loads((tmp_path / "c.json").read_text()) == {"slope": 0.5}

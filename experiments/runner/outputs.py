@@ -11,14 +11,18 @@ STANDARD_PRESETS = (None, "tiny", "quick", "paper")
 class Outputs:
     """The figures and numbers of one run. A preset other than tiny/quick/paper writes
     `<stem>-<preset>.png/.json` (`suffix` "-<preset>"), so a variant run in a shared folder never
-    overwrites the standard preset's outputs (the rows share one file, told apart by their hash)."""
+    overwrites the standard preset's outputs (the rows share one file, told apart by their hash).
+    Every JSON of a net run records the net's `setup` (activation, init, inputs)."""
 
     folder: pathlib.Path
     suffix: str = ""
+    # the net's setup (activation, init, inputs) that every JSON of a net run records
+    setup: dict | None = None
 
     @classmethod
-    def of(cls, folder, preset: str | None) -> "Outputs":
-        return cls(pathlib.Path(folder), "" if preset in STANDARD_PRESETS else f"-{preset}")
+    def of(cls, folder, preset: str | None, setup: dict | None = None) -> "Outputs":
+        suffix = "" if preset in STANDARD_PRESETS else f"-{preset}"
+        return cls(pathlib.Path(folder), suffix, setup)
 
     def path(self, stem: str, extension: str) -> pathlib.Path:
         """OUT/<stem><suffix>.<extension>."""
@@ -40,8 +44,9 @@ class Outputs:
         print(f"wrote {png} and {self.path(stem, 'json')}")
 
     def json(self, stem: str, numbers: dict, *, announce: bool = True) -> None:
-        """The numbers alone, as JSON."""
+        """The numbers alone, as JSON (a net run's setup first, unless the numbers state it)."""
         path = self.path(stem, "json")
+        numbers = {**(self.setup or {}), **numbers}
         path.write_text(json.dumps(numbers, indent=1, default=float))
         if announce:
             print(f"wrote {path}")

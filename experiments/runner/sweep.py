@@ -26,6 +26,7 @@ from .contract import Evaluate, RunContext, flag, point_hash
 from .keys import KeyRules
 from .outputs import Outputs
 from .progress import Progress
+from .tasks import NetSetup
 
 __all__ = ["Results", "driver_lock", "load_rows", "point_hash", "prepare", "run", "run_sweep"]
 
@@ -369,7 +370,8 @@ def run(
         summary = experiment.summarize(rows, cfg, reads)
     if experiment.figure is not None:
         out.mkdir(parents=True, exist_ok=True)
-        experiment.figure(summary, cfg, Outputs.of(out, preset))
+        setup = cfg.net_setup() if isinstance(cfg, NetSetup) else None
+        experiment.figure(summary, cfg, Outputs.of(out, preset, setup))
     print(experiment.report(summary, cfg))
     return summary
 

@@ -46,6 +46,13 @@ class NetSetup(Config):
         "training pixels)",
     )
 
+    def net_setup(self) -> dict | None:
+        """The whole setup, defaults included, as every JSON of a net run records it; None where
+        the config's model is not the net (a `model` field naming another)."""
+        if dataclasses.asdict(self).get("model", "net") != "net":
+            return None
+        return dict(activation=self.activation, init=self.init, inputs=self.inputs)
+
 
 def setup_of(cfg_or_point: "NetSetup | dict") -> dict:
     """The non-default setup fields of a net config or of a point (what a point records)."""
