@@ -8,10 +8,10 @@ full-batch training); test accuracy and test cross-entropy over training, mean a
 The paper writes eps = 1 with undampened momentum (v <- m v + g, w <- w - eps v: the paper's own
 equations, TensorFlow's MomentumOptimizer and Keras' SGD alike; the paper's g = eps (N/B - 1)/(1 -
 m) and its B_opt ∝ 1/(1 - m) hold only for undampened momentum). Measured here at eps = 1, m = 0.9:
-B = 30 stays at chance with 97-100% of the hidden ReLUs dead, or diverges, whatever the
-initialisation and input preprocessing (`sgd-sde fig3-setups`), while B = 1000 trains. Every preset
-therefore runs eps = 0.1, a step ten times smaller than the paper's (not a reading of it), where B =
-30 trains; `--lr 1` runs the paper's eps.
+B = 30 stays at chance with 92.5-99.7% of the hidden ReLUs dead (pixels or standardised inputs), or
+diverges (centred inputs), whatever the initialisation (`sgd-sde fig3-setups`), while B = 1000
+trains. Every preset therefore runs eps = 0.1, a step ten times smaller than the paper's (not a
+reading of it), where B = 30 trains; `--lr 1` runs the paper's eps.
 """
 
 import dataclasses
