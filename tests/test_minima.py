@@ -82,6 +82,33 @@ def test_minima_on_a_constructed_sweep():
     assert "fig5" not in summary["sources"]
 
 
+def test_minima_trend_starts_above_the_dying_region():
+    """The constructed sweep with its two smallest batch sizes dying (dead fraction 0.6, 0.3; a
+    dying net's "sharpness" 0.5): the trend starts at B = 8, the first B from which on at most
+    DEAD_MAX of the units are dead, and its ratio (B = 256 over B = 8: 32^0.5 = 5.66 by
+    construction) and slope (0.5) lie in their intervals; the log evidence's difference from B = 8
+    to 256 (-30 ln^2 8 + 30 ln^2 4 = -72.1 nats by construction) lies in its interval."""
+    rows = []
+    for r in _minima_rows():
+        b = r["config"]["batch_size"]
+        if b in (2, 4):
+            r = dict(r, dead_fraction={2: 0.6, 4: 0.3}[b], sharpness=0.5)
+        rows.append(r)
+    summary = minima.summarize([], minima.Config(draws=500), minima.Reads(fig4=rows))
+    (curve,) = summary["sources"]["fig4"]
+    assert curve["trained_from"] == 8
+    sharp = curve["trend"]["sharpness"]
+    assert sharp["batch_sizes"][0] == 8 and sharp["seeds"] == 4
+    assert sharp["ratio_ci95"][0] <= 32**0.5 <= sharp["ratio_ci95"][1]
+    assert abs(math.log(sharp["ratio"] / 32**0.5)) < 0.05
+    assert sharp["slope_ci95"][0] - 0.01 <= 0.5 <= sharp["slope_ci95"][1] + 0.01
+    ev = curve["trend"]["log_evidence"]
+    truth = -30 * math.log(256 / 32) ** 2 + 30 * math.log(8 / 32) ** 2
+    assert ev["difference_ci95"][0] <= truth <= ev["difference_ci95"][1]
+    # the evidence collapses onto g where two families share a bin (one here: no bin)
+    assert summary["collapse"]["log_evidence"]["fixed_n"]["bins"] == []
+
+
 def test_minima_ignores_rows_without_the_landscape():
     rows = [
         dict(r, config={k: v for k, v in r["config"].items() if k != "landscape"})
