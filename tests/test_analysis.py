@@ -5,11 +5,9 @@ statistic and batch-variance ratio. Every input is synthetic, with an answer in 
 an independent implementation in scipy); no training runs here, each test takes well under a
 second."""
 
-import importlib
 import itertools
 import json
 import math
-import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,21 +16,8 @@ import scipy.stats
 
 import models
 from experiments import analysis
-
-
-def _module(*names):
-    """The first of `names` that imports: experiments/ is moving to runner/, paper/ and studies/."""
-    for name in names[:-1]:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            pass
-    return importlib.import_module(names[-1])
-
-
-_batch_sweep = _module("experiments._batch_sweep", "experiments.paper.batch_size")
-departure = _module("experiments.departure", "experiments.studies.departure")
-fig9 = _module("experiments.fig9", "experiments.paper.fig9")
+from experiments.paper import batch_size, fig9
+from experiments.studies import departure
 
 # --- B_grid, the best grid point, and its uncertainty (experiments/analysis.py grid_optimum,
 # batch_size.optima)
@@ -118,7 +103,7 @@ def test_optima_from_sweep_rows():
             rows.append(_sweep_row(0.1, b, s, a, diverged=b == 1000))
             rows.append(_sweep_row(0.2, b, s, 0.9 - 0.01 * math.log(b) - 0.001 * s))
     rows.append(_sweep_row(0.1, 100, 2, 0.99, diverged=True))
-    opt = _batch_sweep.optima(rows, "lr")
+    opt = batch_size.optima(rows, "lr")
     o = opt[0.1]
     assert o["batch_sizes"] == list(PAPER_GRID) and o["b_grid"] == 30.0 and o["interior"]
     assert o["fit"]["b_grid"] == o["b_grid"] and o["fit"]["log_sigma"] == o["log_sigma"]
@@ -304,22 +289,15 @@ def _departure_rows(plan):
     return rows
 
 
-def _run_departure(monkeypatch, tmp_path, plan, refinements):
+def _run_departure(plan, refinements):
     """The study's analysis of the rows, as written to departure.json (JSON: tuples become
     lists)."""
     rows = _departure_rows(plan)
     cfg = departure.Config(lrs=LADDER, seeds=3, refinements=refinements, threshold=3.0)
-    if hasattr(departure, "summarize"):  # the analysis as its own stage
-        return json.loads(json.dumps(departure.summarize(rows, cfg)))
-    # else main(), with the sweep replaced by rows
-    synthetic = types.SimpleNamespace(source="synthetic")
-    monkeypatch.setattr(departure.models, "load_mnist", lambda *a, **k: synthetic)
-    monkeypatch.setattr(departure, "run_sweep", lambda *a, **k: rows)
-    departure.main(cfg, tmp_path)
-    return json.loads((tmp_path / "departure.json").read_text())
+    return json.loads(json.dumps(departure.summarize(rows, cfg)))
 
 
-def test_parting_rung_on_a_constructed_ladder(monkeypatch, tmp_path):
+def test_parting_rung_on_a_constructed_ladder():
     """The departure study's analysis on synthetic rows. Threshold 3 s.e.:
     r = 1: z = 0.5, 4 (an isolated flag), 2.9, 3.1, -5: flags F T F T T, so the SDE parts from the
       4th rung (eps = 0.8): not the first flag (0.2), not one rung early (0.4, the suffix rule off
@@ -336,7 +314,7 @@ def test_parting_rung_on_a_constructed_ladder(monkeypatch, tmp_path):
         ("sde", 2): [(2.9, 0)] * 5,
         ("sde", 4): [(0, 0), (0, 1), (0, 0), (0, 3), (0, 1)],
     }
-    out = _run_departure(monkeypatch, tmp_path, plan, (1, 2, 4))
+    out = _run_departure(plan, (1, 2, 4))
     r1, r2, r4 = (out["sde"][f"r={r}"] for r in (1, 2, 4))
     assert r1["parts"] == [False, True, False, True, True] and r1["parted_lr"] == 0.8
     z = [c["train_loss"]["z"] for c in r1["comparisons"]]
@@ -348,12 +326,12 @@ def test_parting_rung_on_a_constructed_ladder(monkeypatch, tmp_path):
     assert out["nsr_predicted_lr"] == pytest.approx(0.5, rel=1e-12)
 
 
-def test_parting_when_sgd_diverges_at_the_top(monkeypatch, tmp_path):
+def test_parting_when_sgd_diverges_at_the_top():
     """SGD diverges (every seed) at the top rung while the SDE does not: one side diverging parts,
     so the SDE parts from the top rung (its flag is the only one); a single flag at the top
     counts."""
     plan = {("sgd", 1): [(0, 0)] * 4 + [(0, 3)], ("sde", 1): [(1.0, 0)] * 5}
-    out = _run_departure(monkeypatch, tmp_path, plan, (1,))
+    out = _run_departure(plan, (1,))
     assert (
         out["sde"]["r=1"]["parts"] == [False] * 4 + [True] and out["sde"]["r=1"]["parted_lr"] == 1.6
     )

@@ -15,7 +15,7 @@ import pytest
 
 from experiments import registry
 from experiments.runner.contract import RunContext, point_hash
-from experiments.runner.keys import ORIGINAL, KeyRule, KeyRules
+from experiments.runner.keys import ORIGINAL, KeyRule, KeyRules, spec
 from experiments.runner.outputs import Outputs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -33,8 +33,15 @@ def test_the_key_rules_are_the_derivations_the_stored_rows_were_made_with():
         assert _same(keys.noise(index), jr.fold_in(jr.key(2), index))
         assert _same(keys.measure(index), jr.fold_in(jr.key(3), index))
         assert _same(keys.plain(index), jr.key(index))
-    for rule, root in ((keys.batches, 1), (keys.noise, 2), (keys.measure, 3)):
+    for rule, root in (
+        (keys.batches, 1),
+        (keys.noise, 2),
+        (keys.measure, 3),
+        (keys.shared_path, 7),  # weak-order's linear model: once key(7)
+        (keys.lanczos, 4),  # departure's Lanczos start: once key(4)
+    ):
         assert _same(rule(), jr.key(root))
+    assert (keys.draw, keys.problem) == (0, 1)  # NumPy seeds: the training set, a problem's noise
     assert keys.changed() == {} and set(ORIGINAL) == {f.name for f in dataclasses.fields(keys)}
 
 
@@ -61,9 +68,13 @@ def test_a_changed_key_rule_is_a_new_hash(name):
     point = {"lr": 0.1, "batch_size": 10, "data": "embedded"}
     original = point_hash("fig4", point, KeyRules())
     assert original == point_hash("fig4", point)
-    for rule in (KeyRule(11), KeyRule(None) if name != "plain" else KeyRule(0)):
+    if isinstance(getattr(KeyRules(), name), int):  # a NumPy seed
+        rules = (11, getattr(KeyRules(), name) + 1)
+    else:
+        rules = (KeyRule(11), KeyRule(None) if name != "plain" else KeyRule(0))
+    for rule in rules:
         changed = dataclasses.replace(KeyRules(), **{name: rule})
-        assert changed.changed() == {name: rule.spec}
+        assert changed.changed() == {name: spec(rule)}
         assert point_hash("fig4", point, changed) != original
 
 

@@ -8,7 +8,6 @@ experiment module: it runs as a module of its own, and its tiny preset runs thro
 runner."""
 
 import dataclasses
-import inspect
 import pathlib
 import re
 import shlex
@@ -100,11 +99,8 @@ def _known(path, monkeypatch):
 def _parser(experiments):
     """The command line's own parser for these experiments, and the command aliases (name ->
     name)."""
-    aliases = registry.aliases(experiments) if hasattr(registry, "aliases") else {}
-    takes_aliases = "aliases" in inspect.signature(cli._parser).parameters
-    return (
-        cli._parser(experiments, aliases) if takes_aliases else cli._parser(experiments)
-    ), aliases
+    aliases = registry.aliases(experiments)
+    return cli._parser(experiments, aliases), aliases
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)

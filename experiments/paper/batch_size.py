@@ -120,7 +120,7 @@ def evaluate(run: RunContext, chunk: list[dict], seeds: list[int]) -> list[list[
     chunk's batches come from its first point's own key (`run.point_key`: the hash of the point
     under the figure's results name), so each figure's chunks draw their own batches."""
     first = chunk[0]
-    data = tasks.net_data(first)
+    data = tasks.net_data(first, run)
     nets = [tasks.net(first, run.keys.init(s)) for s in seeds]
     key = run.point_key(run.keys.batches, first)
     traj = sim.run_sgd(

@@ -261,12 +261,14 @@ def grid(cfg: Config) -> list[dict]:
 
 
 def evaluate_points(points, seeds, pool, keys: KeyRules = KeyRules()):
-    """The rows of `points` x `seeds` from the data pool `pool`, with the key rules `keys` (a net's
-    initialisation `keys.init(seed)`, its training batches `keys.batches(seed)`, the sampled batches
-    of state i `keys.noise(1000 seed + i)`)."""
+    """The rows of `points` x `seeds` from the data pool `pool`, with the key rules `keys` (the
+    training set drawn with `keys.draw`, a net's initialisation `keys.init(seed)`, its training
+    batches `keys.batches(seed)`, the sampled batches of state i `keys.noise(1000 seed + i)`)."""
     out = []
     for p in points:
-        data = models.multiclass_task(pool, n_train=p["n_train"], inputs=p.get("inputs", "pixels"))
+        data = models.multiclass_task(
+            pool, n_train=p["n_train"], seed=keys.draw, inputs=p.get("inputs", "pixels")
+        )
         per_seed = []
         for seed in seeds:
             net = tasks.net(p, keys.init(seed))

@@ -90,7 +90,7 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
     fraction."""
     out = []
     for p in points:
-        data = tasks.net_data(p)
+        data = tasks.net_data(p, run)
         nets = [tasks.net(p, run.keys.init(s)) for s in seeds]
         traj = sim.run_sgd(
             nets,

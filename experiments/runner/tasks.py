@@ -6,8 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from . import pools
-from .contract import Config, choice, param
+from .contract import Config, RunContext, choice, param
 
 MODELS = ("logistic", "net")
 
@@ -73,15 +72,24 @@ def setup_label(cfg_or_point) -> str:
     return "".join(", " + p for p in parts)
 
 
-def net_data(point: dict, *, n_train: int | None = None, seed: int = 0):
-    """The ten-digit task of a point: its data pool, N and input preprocessing."""
+def net_data(
+    point: dict,
+    run: RunContext | None = None,
+    *,
+    n_train: int | None = None,
+    seed: int | None = None,
+):
+    """The ten-digit task of a point: its data pool (`run.pool`), N and input preprocessing; its
+    training set drawn with `seed`, by default the run's draw rule (`run.keys.draw`). Without a run
+    context (a caller that does not pass one yet), the default rules and the same pool."""
     import models
 
+    run = RunContext("") if run is None else run
     n = point["n_train"] if n_train is None else n_train
     return models.multiclass_task(
-        pools.load(point["data"]),
+        run.pool(point["data"]),
         n_train=n,
-        seed=seed,
+        seed=run.keys.draw if seed is None else seed,
         inputs=point.get("inputs", "pixels"),
     )
 
@@ -110,13 +118,13 @@ def task(
     pool,
     *,
     n_train: int,
-    seed: int = 0,
+    seed: int,
     activation: str = "relu",
     init: str = "default",
     inputs: str = "pixels",
 ):
     """(data, make_model(key)): 'logistic' is the paper's linear model on the binary task, 'net' the
-    784-800-10 net on all ten digits (with its setup: `NetSetup`)."""
+    784-800-10 net on all ten digits (with its setup: `NetSetup`); `seed` draws the training set."""
     import models
 
     if name == "logistic":
@@ -134,13 +142,15 @@ def train(run, point: dict, seeds, *, sde: dict | None = None, **common):
     """(trajectory, data) of one sweep point: SGD when point["dynamics"] is "sgd", else the SDE
     (with the `sde` options), over the given seeds, from the SAME initialisations for both dynamics
     (`run.keys.init(seed)`) so that their distributions compare run by run; SGD's batches from
-    `run.keys.batches()`, the SDE's Brownian motion from `run.keys.noise()`."""
+    `run.keys.batches()`, the SDE's Brownian motion from `run.keys.noise()`; the training set drawn
+    with `run.keys.draw`."""
     import sim
 
     data, make = task(
         point["model"],
         run.pool(point["data"]),
         n_train=point["n_train"],
+        seed=run.keys.draw,
         **setup_of(point),
     )
     inits = [make(run.keys.init(s)) for s in seeds]

@@ -65,7 +65,7 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
     """Momentum SGD from each seed's initialisation; B_simple and B_noise at every checkpoint."""
     out = []
     for p in points:
-        data = tasks.net_data(p)
+        data = tasks.net_data(p, run)
         per_seed = []
         for seed in seeds:
             model = tasks.net(p, run.keys.init(seed))

@@ -90,7 +90,7 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
 
     out = []
     for p in points:
-        data = tasks.net_data(p, seed=p["seed"])
+        data = tasks.net_data(p, run, seed=p["seed"])
         init_key, sgd_key, sde_key = jr.split(run.keys.plain(p["seed"]), 3)
         keys = jr.split(init_key, p["n_seeds"])
         nets = [tasks.net(p, keys[s], width=p["width"]) for s in seeds]

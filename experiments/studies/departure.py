@@ -137,7 +137,7 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
                     nsr=(1 / p["batch_size"] - 1 / p["n_train"]) * scale.b_simple,
                     top_eigenvalue=float(
                         sim.hessian_top_eigenvalues(
-                            model, data, key=run.keys.plain(4), k=1, lanczos_steps=20
+                            model, data, key=run.keys.lanczos(), k=1, lanczos_steps=20
                         ).values[0]
                     ),
                 )

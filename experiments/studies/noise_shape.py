@@ -162,7 +162,7 @@ def _escape(run: RunContext, p):
         distance=p["distance"],
         valley=p["valley"],
         n_train=p["n_train"],
-        seed=1,
+        seed=run.keys.problem,
     )
     common = dict(
         lr=p["lr"],

@@ -115,7 +115,11 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
     out = []
     for p in points:
         data, make = tasks.task(
-            p["model"], run.pool(p["data"]), n_train=p["n_train"], **tasks.setup_of(p)
+            p["model"],
+            run.pool(p["data"]),
+            n_train=p["n_train"],
+            seed=run.keys.draw,
+            **tasks.setup_of(p),
         )
         inits = [make(run.keys.init(s)) for s in seeds]
         common = dict(

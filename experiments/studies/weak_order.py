@@ -140,7 +140,9 @@ def _simulate(run: RunContext, point):
     """Quadratic: mean and s.e. of |w_T|^2 over the point's seeds, simulated by EM (Diffrax)."""
     import jax.numpy as jnp
 
-    model, data = models.quadratic_problem(A, F, n_train=N, w0=jnp.asarray(W0, jnp.float32), seed=1)
+    model, data = models.quadratic_problem(
+        A, F, n_train=N, w0=jnp.asarray(W0, jnp.float32), seed=run.keys.problem
+    )
     traj = sim.run_sde(
         model,
         data,
@@ -160,7 +162,7 @@ def _simulate(run: RunContext, point):
 def _linear_level(run: RunContext, p):
     """Linear model: final train loss and test cross-entropy per seed at one refinement, on the
     shared path."""
-    data = models.binary_task(run.pool(p["data"]), n_train=p["n_train"])
+    data = models.binary_task(run.pool(p["data"]), n_train=p["n_train"], seed=run.keys.draw)
     traj = sim.run_sde(
         models.LogisticRegression(),
         data,
@@ -170,7 +172,7 @@ def _linear_level(run: RunContext, p):
         l2=p["l2"],
         refinement=p["refinement"],
         brownian_resolution=p["reference"],
-        key=run.keys.plain(7),
+        key=run.keys.shared_path(),
         n_seeds=p["seeds"],
         record_every=p["steps"],
     )
