@@ -72,7 +72,7 @@ def evaluate(run: RunContext, points: list[dict], seeds: list[int]) -> list[list
     """Momentum SGD for each point (one batch size, one compile) and each seed: trajectories."""
     out = []
     for p in points:
-        data = tasks.net_data(p)
+        data = tasks.net_data(p, run)
         nets = [tasks.net(p, run.keys.init(s)) for s in seeds]
         traj = sim.run_sgd(
             nets,

@@ -74,17 +74,15 @@ def setup_label(cfg_or_point) -> str:
 
 def net_data(
     point: dict,
-    run: RunContext | None = None,
+    run: RunContext,
     *,
     n_train: int | None = None,
     seed: int | None = None,
 ):
     """The ten-digit task of a point: its data pool (`run.pool`), N and input preprocessing; its
-    training set drawn with `seed`, by default the run's draw rule (`run.keys.draw`). Without a run
-    context (a caller that does not pass one yet), the default rules and the same pool."""
+    training set drawn with `seed`, by default the run's draw rule (`run.keys.draw`)."""
     import models
 
-    run = RunContext("") if run is None else run
     n = point["n_train"] if n_train is None else n_train
     return models.multiclass_task(
         run.pool(point["data"]),
