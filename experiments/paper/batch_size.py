@@ -382,14 +382,17 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
             )
         ax2.set_xscale("log")
         ax2.set_yscale("log")
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
+        from matplotlib.ticker import FuncFormatter, NullFormatter, ScalarFormatter
 
         for axis in (ax2.xaxis, ax2.yaxis):
             axis.set_major_formatter(ScalarFormatter())
         low, high = ax2.get_ylim()
-        # within a decade, label the minor ticks too (else the axis has one label); beyond, they
-        # collide
-        ax2.yaxis.set_minor_formatter(ScalarFormatter() if high / low <= 10 else NullFormatter())
+        # within a decade, label every minor tick (else the axis has one label); within three,
+        # the 2s and 5s (2, 5, 20, 50, ...: every minor label collides there); beyond, none
+        minor = ScalarFormatter() if high / low <= 10 else NullFormatter()
+        if 10 < high / low <= 1000:
+            minor = FuncFormatter(lambda v, _: f"{v:g}" if _mantissa(v) in (2, 5) else "")
+        ax2.yaxis.set_minor_formatter(minor)
         ax2.set_xticks(x, [f"{v:g}" for v in x])  # x: the swept values themselves
         ax2.xaxis.set_minor_formatter(NullFormatter())
         ax2.set_xlabel(slope_name)
@@ -398,6 +401,12 @@ def plot(name, title, label, numbers, out, caption, slope_name=None):
         )
         ax2.legend(fontsize=7)
     out.save(fig, name, numbers, caption)
+
+
+def _mantissa(v: float) -> int | None:
+    """The leading digit of v where v is that digit times a power of ten (2 for 20), else None."""
+    m = v / 10 ** np.floor(np.log10(v))
+    return int(round(m)) if abs(m - round(m)) < 1e-6 else None
 
 
 def report(name, numbers, variable) -> str:
