@@ -185,7 +185,7 @@ def _fake(name="fake", refine=None):
 
     exp = contract.Experiment(
         name=name,
-        summary="fake",
+        title="fake",
         config=Config,
         presets={"tiny": Config(), "quick": Config()},
         grid=lambda cfg: [{"x": x} for x in range(cfg.n)],

@@ -489,7 +489,7 @@ def _caption(cfg: Config) -> str:
     )
 
 
-def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:
+def _experiment(fig: _Figure, title: str, presets: dict) -> Experiment:
     def summarize(rows, cfg):
         return numbers(rows, cfg, fig)
 
@@ -509,7 +509,7 @@ def _experiment(fig: _Figure, summary: str, presets: dict) -> Experiment:
 
     return Experiment(
         name=fig.name,
-        summary=summary,
+        title=title,
         config=Config,
         presets=presets,
         grid=grid,

@@ -207,10 +207,10 @@ PRESETS = {
 }
 
 
-def _experiment(name: str, summary: str, figure) -> Experiment:
+def _experiment(name: str, title: str, figure) -> Experiment:
     return Experiment(
         name=name,
-        summary=summary,
+        title=title,
         config=Config,
         presets=PRESETS,
         grid=grid,

@@ -177,10 +177,10 @@ FIG3 = {
 FIG8 = {preset: dataclasses.replace(cfg, l2=0.1) for preset, cfg in FIG3.items()}
 
 
-def _experiment(name: str, summary: str, presets: dict) -> Experiment:
+def _experiment(name: str, title: str, presets: dict) -> Experiment:
     return Experiment(
         name=name,
-        summary=summary,
+        title=title,
         config=Config,
         presets=presets,
         grid=grid,

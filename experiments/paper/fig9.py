@@ -600,7 +600,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="fig9",
-        summary="Fig 9: the shape of the batch noise (paper's component panel; skewness, kurtosis, "
+        title="Fig 9: the shape of the batch noise (paper's component panel; skewness, kurtosis, "
         "Q-Q against B on the top-F and random directions)",
         config=Config,
         presets={

@@ -189,7 +189,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="g-curve",
-        summary="test accuracy against g for every point of Figs 4-7: one curve?",
+        title="test accuracy against g for every point of Figs 4-7: one curve?",
         config=Config,
         presets={"tiny": Config(), "quick": Config(), "paper": Config()},
         grid=grid,

@@ -217,7 +217,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="fig8-l2",
-        summary="Fig 8 along lam: both readings of L2 = 0.1, where the gap closes",
+        title="Fig 8 along lam: both readings of L2 = 0.1, where the gap closes",
         config=Config,
         presets={
             "tiny": Config(l2s=(0.0, 1.0, 100.0), steps=10, n_train=100),

@@ -754,7 +754,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="minima",
-        summary="sharpness and evidence of the minima against B, g and test accuracy (Figs 4-7)",
+        title="sharpness and evidence of the minima against B, g and test accuracy (Figs 4-7)",
         config=Config,
         presets={"tiny": Config(draws=200), "quick": Config(), "paper": Config()},
         grid=grid,

@@ -260,7 +260,7 @@ def report(summary, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="fig3-setups",
-        summary="Fig 3's eps = 1 across activations, initialisations and input preprocessing",
+        title="Fig 3's eps = 1 across activations, initialisations and input preprocessing",
         config=Config,
         presets={
             "tiny": Config(

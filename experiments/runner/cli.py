@@ -111,8 +111,8 @@ def _parser(experiments, aliases) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             aliases=also.get(name, []),
-            help=exp.summary,
-            description=(module.__doc__ or exp.summary).strip(),
+            help=exp.title,
+            description=(module.__doc__ or exp.title).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         # One starting configuration at a time: two would leave the reader guessing which one ran.
@@ -195,7 +195,7 @@ def _list(experiments, aliases) -> None:
             print(f"\n{title}:")
             for e in names:
                 alias = f" (also {', '.join(also[e.name])})" if e.name in also else ""
-                print(f"  {e.name:<17}{e.summary}{alias}")
+                print(f"  {e.name:<17}{e.title}{alias}")
                 print(
                     f"  {'':<17}  "
                     + ", ".join(f"{preset} {e.times.get(preset, '?')}" for preset in e.presets)

@@ -158,7 +158,7 @@ def _steps(point: dict) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """One experiment: its name on the command line, a one-line summary, the config class, named
+    """One experiment: its name on the command line, a one-line title, the config class, named
     presets ("tiny" and "quick" always; "paper" for the paper's figures; others such as "net"), and
     its stages (see the module docstring).
 
@@ -172,7 +172,7 @@ class Experiment:
     cores, compilation included (`sgd-sde list` shows them; a preset without one shows "?")."""
 
     name: str
-    summary: str
+    title: str
     config: type[Config]
     presets: Mapping[str, Config]
     grid: Callable[[Config], Rows]

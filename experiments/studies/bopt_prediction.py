@@ -231,7 +231,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="bopt-prediction",
-        summary="does B_simple or eps N/((1-m) g_opt) predict B_opt?",
+        title="does B_simple or eps N/((1-m) g_opt) predict B_opt?",
         config=Config,
         presets={"tiny": Config(n_train=100, checkpoints=(0, 10), probes=2), "quick": Config()},
         grid=grid,

@@ -329,7 +329,7 @@ def report(summary, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="cliff",
-        summary="SGD and its SDE through the small-batch cliff: accuracy and dead units against B "
+        title="SGD and its SDE through the small-batch cliff: accuracy and dead units against B "
         "and N",
         config=Config,
         presets={

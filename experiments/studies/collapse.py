@@ -186,7 +186,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="collapse",
-        summary="test accuracy against g for pairs (eps, B) at equal g, SGD and SDE",
+        title="test accuracy against g for pairs (eps, B) at equal g, SGD and SDE",
         config=Config,
         presets={
             "tiny": Config(

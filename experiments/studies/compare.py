@@ -192,7 +192,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="compare",
-        summary="SGD and its SDE side by side at the same noise scale g (shallow net)",
+        title="SGD and its SDE side by side at the same noise scale g (shallow net)",
         config=Config,
         presets={
             "tiny": Config(steps=20, seeds=2, n_train=100, width=32, record_every=10),

@@ -352,7 +352,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="departure",
-        summary="raise eps at fixed g until the SDE parts from SGD; noise-to-signal criterion",
+        title="raise eps at fixed g until the SDE parts from SGD; noise-to-signal criterion",
         config=Config,
         presets={
             "tiny": Config(

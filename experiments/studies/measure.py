@@ -196,7 +196,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="measure",
-        summary="train a model, then measure sharpness, evidence and gradient noise scale",
+        title="train a model, then measure sharpness, evidence and gradient noise scale",
         config=Config,
         presets={
             "tiny": Config(steps=50, k=2, probes=4, lanczos_steps=10, n_train=100, batch_size=100),

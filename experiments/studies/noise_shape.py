@@ -371,7 +371,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="noise-shape",
-        summary="gradient-shaped against isotropic noise: escape from a sharp minimum, net "
+        title="gradient-shaped against isotropic noise: escape from a sharp minimum, net "
         "sharpness",
         config=Config,
         presets={

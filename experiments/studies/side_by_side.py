@@ -249,7 +249,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="side-by-side",
-        summary="SGD and its SDE at equal g over many seeds, two-sample tests",
+        title="SGD and its SDE at equal g over many seeds, two-sample tests",
         config=Config,
         presets={
             "tiny": Config(

@@ -336,7 +336,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="svag",
-        summary="Euler-Maruyama and SVAG against SGD at equal g: two roads to the SDE",
+        title="Euler-Maruyama and SVAG against SGD at equal g: two roads to the SDE",
         config=Config,
         presets={
             "tiny": Config(

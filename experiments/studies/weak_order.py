@@ -394,7 +394,7 @@ def report(numbers: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="weak-order",
-        summary="weak order of Euler-Maruyama on the quadratic and on the linear model",
+        title="weak order of Euler-Maruyama on the quadratic and on the linear model",
         config=Config,
         presets={
             "tiny": Config(
