@@ -37,11 +37,11 @@ SECTIONS = {
 # Wall time per preset on the 2-core CPU the reference runs were made on, compilation included, as
 # measured (README, commit messages); a preset not listed shows "?" in `sgd-sde list`.
 TIMES = {
-    "fig1": {"tiny": "43 s", "quick": "18 s"},
-    "fig2": {"tiny": "43 s", "quick": "18 s"},
+    "fig1": {"tiny": "43 s", "quick": "18 s", "paper": "644 s (beside a sweep)"},
+    "fig2": {"tiny": "43 s", "quick": "18 s", "paper": "644 s (beside a sweep)"},
     "fig3": {"tiny": "19 s", "quick": "59 s", "paper": "582 s (2 workers)"},
     "fig8": {"tiny": "27 s", "quick": "60 s", "paper": "584 s (2 workers)"},
-    "fig8-l2": {"tiny": "12 s", "paper": "~40 min (2 workers)"},
+    "fig8-l2": {"tiny": "12 s", "quick": "518 s (beside a sweep)", "paper": "~40 min (2 workers)"},
     "fig4": {"tiny": "15 s", "quick": "125 s", "paper": "238 s"},
     "fig5": {
         "tiny": "17 s",
@@ -70,10 +70,10 @@ TIMES = {
     "svag": {"tiny": "27 s", "quick": "100 s", "net": "900 s"},
     "bopt-prediction": {"tiny": "11 s", "quick": "11 s"},
     "minima": {"tiny": "2 s", "quick": "~20 s", "paper": "~20 s"},
-    "fig3-setups": {"tiny": "33 s", "paper": "> 2 h (one core)"},
+    "fig3-setups": {"tiny": "33 s", "quick": "180 s", "paper": "> 2 h (one core)"},
     "cliff": {"tiny": "55 s", "paper": "> 3 h (one core)"},
-    "g-curve": {"tiny": "3 s"},
-    "measure": {"tiny": "8 s"},
+    "g-curve": {"tiny": "3 s", "quick": "4 s", "paper": "4 s"},
+    "measure": {"tiny": "8 s", "quick": "13 s", "net": "21 s"},
 }
 
 
