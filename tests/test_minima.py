@@ -281,3 +281,40 @@ def test_minima_collapses_sharpness_times_sde_time_onto_g():
     assert timed < 25 and plain > 40, (timed, plain)
     timed, plain = numbers(lambda g, t: 0.2 * g**-0.3)
     assert plain < 25 and timed > 40, (timed, plain)
+
+
+def test_minima_keeps_two_evidence_priors_apart():
+    """Fig 4 run twice with the evidence, under lam = 1 (points without `evidence_prior`) and
+    under lam = 0.01 (recorded in the point, the evidence then peaking at B = 8 instead of 32): two
+    curves, each with the evidence optimum of its own rows (within the grid's half step of 8 and
+    32), the other prior's curve labelled by it. Pooled, each (B, seed) would hold two evidence
+    values and the optimum would sit between the two peaks."""
+    from experiments.paper import batch_size
+
+    unit = _minima_rows()
+    small = []
+    for r in _minima_rows():
+        config = {**r["config"], "evidence": True, "evidence_prior": 0.01}
+        x = math.log(r["config"]["batch_size"] / 8)
+        small.append(
+            {
+                **_row("fig4", config, r["seed"]),
+                **{k: v for k, v in r.items() if k not in ("config", "hash")},
+                "log_evidence": -100 - 30 * x**2,
+            }
+        )
+    out = minima.summarize([], minima.Config(draws=200), minima.Reads(fig4=unit + small))
+    curves = {c["label"]: c["optima"]["log_evidence"]["b_opt"] for c in out["sources"]["fig4"]}
+    assert len(curves) == 2, curves
+    (lam_1,) = [b for label, b in curves.items() if "evidence prior" not in label]
+    (lam_small,) = [b for label, b in curves.items() if "evidence prior 0.01" in label]
+    assert abs(math.log(lam_1 / 32)) < 0.35 and abs(math.log(lam_small / 8)) < 0.35
+
+    # a point records the prior only where the evidence is measured and the prior is not 1
+    def prior_in(**kw):
+        cfg = batch_size.Config(n_trains=(1000,), batch_sizes=(30,), lrs=(0.1,), **kw)
+        return {p.get("evidence_prior") for p in batch_size.grid(cfg)}
+
+    assert prior_in(landscape=True, evidence=True) == {None}
+    assert prior_in(landscape=True, evidence=True, evidence_prior=0.01) == {0.01}
+    assert prior_in(landscape=True, evidence=False, evidence_prior=0.01) == {None}

@@ -80,6 +80,8 @@ def _family(c):
         c["n_train"],
         c["steps"],
         *(tasks.setup_of(c).get(k, "") for k in ("activation", "init", "inputs")),
+        # the evidence's prior where a sweep chose another (its curves never pool with lam = 1's)
+        f"evidence prior {c['evidence_prior']:g}" if "evidence_prior" in c else "",
     )
 
 

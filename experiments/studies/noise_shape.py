@@ -371,8 +371,7 @@ def report(summary: dict, cfg: Config) -> str:
 EXPERIMENTS = (
     Experiment(
         name="noise-shape",
-        title="gradient-shaped against isotropic noise: escape from a sharp minimum, net "
-        "sharpness",
+        title="gradient-shaped against isotropic noise: escape from a sharp minimum, net sharpness",
         config=Config,
         presets={
             "tiny": Config(escape_seeds=50, escape_time=0.5, steps=4, n_train=100, seeds=2),
