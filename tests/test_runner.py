@@ -300,3 +300,19 @@ def test_load_results_fills_the_setup_a_default_point_omits():
         not r["config"].get("landscape") for r in raw
     )
     assert df.loc[df["config.landscape"] == False, "sharpness"].isna().all()  # noqa: E712
+
+
+def test_load_results_fills_the_evidence_prior_a_unit_prior_point_omits(tmp_path):
+    """Fig 4 with the evidence under lam = 1 (the point omits `evidence_prior`, as every stored
+    point does) and under lam = 0.01 in one file: grouping by the prior keeps both runs' rows
+    (pandas drops NaN groups). Fails if the fill misses the field or invents a value other than
+    1."""
+    import experiments
+
+    rows = [
+        dict(experiment="fig4", hash=h, seed=0, config=dict(batch_size=30, evidence=True, **c))
+        for h, c in (("a", {}), ("b", {"evidence_prior": 0.01}))
+    ]
+    (tmp_path / "fig4.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    df = experiments.load_results("fig4", tmp_path)
+    assert df.groupby("config.evidence_prior").size().to_dict() == {0.01: 1, 1.0: 1}

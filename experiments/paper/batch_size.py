@@ -270,11 +270,7 @@ def numbers(rows, cfg: Config, fig: "_Figure") -> dict:
         "budget": "equal SDE time"
         if cfg.budget_lr
         else ("equal epochs" if cfg.budget_n else "equal updates"),
-        # the net's setup (the defaults included), as every row's config records it
-        "activation": cfg.activation,
-        "init": cfg.init,
-        "inputs": cfg.inputs,
-        "optima": {},
+        "optima": {},  # the net's setup: written beside these by `Outputs`, as for every net run
     }
     for value, o in opt.items():
         fit, fit_x, cliff = o["fit"], o["fit_xent"], o["cliff"]

@@ -2,10 +2,15 @@
 
 import pathlib
 
-from .tasks import SETUP_DEFAULTS
+from .tasks import EVIDENCE_PRIOR, SETUP_DEFAULTS
 
 # The point fields recorded only where they differ from these defaults.
-OMITTED_DEFAULTS = {**SETUP_DEFAULTS, "landscape": False, "evidence": False}
+OMITTED_DEFAULTS = {
+    **SETUP_DEFAULTS,
+    "landscape": False,
+    "evidence": False,
+    "evidence_prior": EVIDENCE_PRIOR,
+}
 
 
 def load_results(name: str, out="results"):

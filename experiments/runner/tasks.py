@@ -50,7 +50,7 @@ class NetSetup(Config):
         the config's model is not the net (a `model` field naming another)."""
         if dataclasses.asdict(self).get("model", "net") != "net":
             return None
-        return dict(activation=self.activation, init=self.init, inputs=self.inputs)
+        return {**SETUP_DEFAULTS, **setup_of(self)}
 
 
 def setup_of(cfg_or_point: "NetSetup | dict") -> dict:
