@@ -58,6 +58,7 @@ TIMES = {
         "quick-leaky": "801 s (one core of a loaded machine)",
         "quick-landscape": "980 s (a loaded machine)",
         "paper-leaky": "~2 h (one core)",
+        "paper-leaky-epochs": "~4.5 h (one core)",
     },
     "fig7": {"tiny": "14 s", "quick": "147 s", "paper": "3,650 s (one core)"},
     "fig9": {"tiny": "17 s", "quick": "99 s", "paper": "403 s"},
