@@ -420,14 +420,28 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
     seed-mean test accuracy has fallen half-way from the peak to `floor` (chance), interpolated in
     ln B. Its 95% interval from the same t-calibrated multiplier draws as `b_opt`; where the curve
     never falls that far on the grid, b_cliff is NaN and `below_grid` says the cliff (if any) lies
-    left of the smallest batch size. A diverged run counts as chance. Returns b_cliff, b_cliff_ci95,
-    below_grid and the draws of ln B_cliff (`log_draws`, NaN where a draw has no cliff on the
-    grid)."""
+    left of the smallest batch size. A diverged run counts as chance. A grid that stops on the cliff
+    has no peak to measure the fall from: where the seed-mean curve is highest at the largest batch
+    size and still rising into it (above the batch size before by more than 2 standard errors of
+    the difference, `welch`), b_cliff and its interval are NaN and `no_peak` says so (a plateau
+    whose noisy maximum falls on the last point is not flagged; a single seed cannot be judged).
+    Returns b_cliff, b_cliff_ci95, below_grid, no_peak and the draws of ln B_cliff (`log_draws`,
+    NaN where a draw has no cliff on the grid)."""
     log_b = np.log(np.asarray(batch_sizes, float))
     scores = np.asarray(scores, float)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        centre = _cliff(log_b, np.nanmean(scores, axis=0), floor)
+        means = np.nanmean(scores, axis=0)
+        rising = len(log_b) > 1 and _best(means, True) == len(log_b) - 1
+        if rising and welch(scores[:, -2], scores[:, -1])[2] > 2:
+            return dict(
+                b_cliff=math.nan,
+                b_cliff_ci95=[math.nan, math.nan],
+                below_grid=False,
+                no_peak=True,
+                log_draws=[math.nan] * draws,
+            )
+        centre = _cliff(log_b, means, floor)
         boot = np.array(
             [
                 _cliff(log_b, m, floor)
@@ -444,6 +458,7 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
         b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
         b_cliff_ci95=[float(low), float(high)],
         below_grid=not math.isfinite(centre),
+        no_peak=False,
         log_draws=boot.tolist(),
     )
 

@@ -181,6 +181,22 @@ def test_cliff_is_where_the_mean_falls_half_way_to_chance_interpolated_in_ln_b()
     )
 
 
+def test_a_grid_that_stops_on_the_cliff_places_no_cliff():
+    """A grid that ends on the cliff (seed means 0.12, 0.32, 0.69 at B = 4, 6, 8, rising by many
+    standard errors into the last point: the accuracy's real peak, ~0.95, lies right of the grid)
+    has no peak to fall half-way from: the estimate is NaN and flagged, not 6.3 (half-way to 0.69).
+    A plateau whose noisy maximum falls on the last point (0.90, 0.91 +- 0.01) keeps its cliff."""
+    grid = [4, 6, 8]
+    rng = np.random.default_rng(0)
+    on_cliff = np.array([0.12, 0.32, 0.69]) + 0.02 * rng.standard_normal((4, 3))
+    fit = analysis.b_cliff(grid, on_cliff, floor=0.1, draws=10)
+    assert fit["no_peak"] and not fit["below_grid"]
+    assert math.isnan(fit["b_cliff"]) and all(math.isnan(v) for v in fit["b_cliff_ci95"])
+    plateau = np.array([0.1, 0.9, 0.91]) + 0.01 * rng.standard_normal((4, 3))
+    kept = analysis.b_cliff(grid, plateau, floor=0.1, draws=10)
+    assert not kept["no_peak"] and 4 < kept["b_cliff"] < 6
+
+
 def test_cliff_interval_covers_a_known_cliff():
     """200 sweeps of 4 seeds: a logistic cliff in ln B, half-way to chance at B = 7 exactly, plateau
     0.92, seed noise 0.03 (the paper-scale cliffs' seeds differ by 0.02-0.05 there). The interval

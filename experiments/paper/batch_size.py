@@ -228,6 +228,7 @@ def _per_value(o, fit, cliff) -> dict:
         b_cliff=c,
         b_cliff_ci95=cliff["b_cliff_ci95"],
         cliff_below_grid=cliff["below_grid"],
+        cliff_no_peak=cliff["no_peak"],
         step_per_example_cliff=lr / (c * (1 - m)),
         opt_over_cliff=b / c,
     )
@@ -445,6 +446,8 @@ def report(name, numbers, variable) -> str:
                 + (
                     "below the grid"
                     if o["cliff_below_grid"]
+                    else "not placed (the grid stops on it: no peak)"
+                    if o.get("cliff_no_peak")
                     else f"at B = {o['b_cliff']:.3g} [{clo:.3g}, {chi:.3g}], B_opt / B_cliff = "
                     f"{o['opt_over_cliff']:.2f}, eps/(B (1 - m)) "
                     f"{o['step_per_example_cliff']:.3f} at the "

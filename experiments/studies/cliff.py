@@ -172,6 +172,7 @@ def summarize(rows, cfg: Config) -> dict:
             b_cliff=cliff["b_cliff"],
             b_cliff_ci95=cliff["b_cliff_ci95"],
             below_grid=cliff["below_grid"],
+            no_peak=cliff["no_peak"],
             log_draws=cliff["log_draws"],
             b_half_dead=_half_dead(grid, table[dead_name]) if dead_name else math.nan,
             seeds=len(seeds),
@@ -309,10 +310,12 @@ def report(summary, cfg: Config) -> str:
             f"{b}:{a[0]:.2f}({d[0]:.2f})"
             for b, a, d in zip(c["batch_sizes"], c["test_accuracy"], dead)
         )
-        lines.append(
-            f"  {name:<18}{c['b_cliff']:>10.1f} [{lo:6.1f}, {hi:6.1f}]{c['b_half_dead']:>13.1f}  "
-            f"{cells}"
+        cliff = (
+            f"{'no peak on the grid':>26}"
+            if c.get("no_peak")
+            else f"{c['b_cliff']:>10.1f} [{lo:6.1f}, {hi:6.1f}]"
         )
+        lines.append(f"  {name:<18}{cliff}{c['b_half_dead']:>13.1f}  {cells}")
     for k, v in summary["slopes"].items():
         lines.append(
             f"  {k}: slope of ln B_cliff on ln N {v['slope']:.2f} [{v['slope_ci95'][0]:.2f}, "
