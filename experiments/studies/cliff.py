@@ -263,10 +263,17 @@ def figure(summary, cfg: Config, out) -> None:
     axes[0].axhline(CHANCE, color="grey", lw=0.8, ls=":")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    label = FuncFormatter(lambda v, _: f"{v:g}")
+    batch_sizes = sorted({b for c in curves.values() for b in c["batch_sizes"]})
     for ax in axes:
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_major_formatter(label)
         ax.xaxis.set_minor_formatter(NullFormatter())
+    for ax in axes[:2]:  # the batch sizes run, labelled (a grid within a decade has no major tick)
+        ax.set_xticks(batch_sizes, [f"{b:g}" for b in batch_sizes])
+    low, high = axes[2].get_xlim()
+    if high / low <= 10:  # within a decade: label the minor ticks of g too
+        axes[2].xaxis.set_minor_formatter(label)
     axes[0].set(
         xlabel="batch size B",
         ylabel="test accuracy (mean, 95% interval)",
