@@ -432,22 +432,21 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         means = np.nanmean(scores, axis=0)
-        rising = len(log_b) > 1 and _best(means, True) == len(log_b) - 1
-        if rising and welch(scores[:, -2], scores[:, -1])[2] > 2:
-            return dict(
-                b_cliff=math.nan,
-                b_cliff_ci95=[math.nan, math.nan],
-                below_grid=False,
-                no_peak=True,
-                log_draws=[math.nan] * draws,
-            )
-        centre = _cliff(log_b, means, floor)
-        boot = np.array(
-            [
-                _cliff(log_b, m, floor)
-                for m in multiplier_draws(scores, np.random.default_rng(seed), draws)
-            ]
+        no_peak = bool(
+            len(log_b) > 1
+            and _best(means, True) == len(log_b) - 1
+            and welch(scores[:, -2], scores[:, -1])[2] > 2
         )
+        if no_peak:
+            centre, boot = math.nan, np.full(draws, math.nan)
+        else:
+            centre = _cliff(log_b, means, floor)
+            boot = np.array(
+                [
+                    _cliff(log_b, m, floor)
+                    for m in multiplier_draws(scores, np.random.default_rng(seed), draws)
+                ]
+            )
     # Draws without a cliff on the grid put it below the smallest B: they count at the grid's edge.
     low, high = (
         (np.exp(np.percentile(np.where(np.isfinite(boot), boot, log_b[0]), [2.5, 97.5])))
@@ -457,8 +456,8 @@ def b_cliff(batch_sizes, scores, *, floor: float, draws: int = 2000, seed: int =
     return dict(
         b_cliff=math.exp(centre) if math.isfinite(centre) else math.nan,
         b_cliff_ci95=[float(low), float(high)],
-        below_grid=not math.isfinite(centre),
-        no_peak=False,
+        below_grid=not no_peak and not math.isfinite(centre),
+        no_peak=no_peak,
         log_draws=boot.tolist(),
     )
 

@@ -447,7 +447,7 @@ def report(name, numbers, variable) -> str:
                     "below the grid"
                     if o["cliff_below_grid"]
                     else "not placed (the grid stops on it: no peak)"
-                    if o.get("cliff_no_peak")
+                    if o["cliff_no_peak"]
                     else f"at B = {o['b_cliff']:.3g} [{clo:.3g}, {chi:.3g}], B_opt / B_cliff = "
                     f"{o['opt_over_cliff']:.2f}, eps/(B (1 - m)) "
                     f"{o['step_per_example_cliff']:.3f} at the "

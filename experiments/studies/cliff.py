@@ -319,7 +319,7 @@ def report(summary, cfg: Config) -> str:
         )
         cliff = (
             f"{'no peak on the grid':>26}"
-            if c.get("no_peak")
+            if c["no_peak"]
             else f"{c['b_cliff']:>10.1f} [{lo:6.1f}, {hi:6.1f}]"
         )
         lines.append(f"  {name:<18}{cliff}{c['b_half_dead']:>13.1f}  {cells}")
